@@ -1,0 +1,12 @@
+# Finds standalone Asio (header-only) and defines the target asio::asio.
+find_path(ASIO_INCLUDE_DIR asio.hpp PATH_SUFFIXES include)
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(asio REQUIRED_VARS ASIO_INCLUDE_DIR)
+if(asio_FOUND AND NOT TARGET asio::asio)
+  find_package(Threads REQUIRED)
+  add_library(asio::asio INTERFACE IMPORTED)
+  set_target_properties(asio::asio PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${ASIO_INCLUDE_DIR}")
+  target_compile_definitions(asio::asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
+  target_link_libraries(asio::asio INTERFACE Threads::Threads)
+endif()
+mark_as_advanced(ASIO_INCLUDE_DIR)

@@ -1,0 +1,198 @@
+// courier detail: one HTTP/1.1 connection: reads requests (keep-alive,
+// pipelining, timeouts), writes responses. Channels drive it.
+#pragma once
+#include "../config.hpp"
+#include "../error.hpp"
+#include "../http/cors.hpp"
+#include "../http/request.hpp"
+#include "../http/response.hpp"
+#include "deadline.hpp"
+#include "endpoint.hpp"
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace courier::detail {
+
+/// One connection. Thread safety: all members run on the stream's executor,
+/// which must be serialised (an io_context run by one thread, or a strand);
+/// only request_stop() may be called from elsewhere.
+template <class Stream>
+class http_connection final : public stoppable,
+                              public std::enable_shared_from_this<http_connection<Stream>> {
+public:
+    using clock = std::chrono::steady_clock;
+
+    http_connection(Stream stream, std::shared_ptr<endpoint_state> ep)
+        : stream_(std::move(stream)), ep_(std::move(ep)), parser_(ep_->opt.limits),
+          deadline_(stream_.get_executor()), wait_timer_(stream_.get_executor()) {}
+
+    ~http_connection() {
+        if (registered_) ep_->remove(this);
+    }
+
+    Stream& stream() noexcept { return stream_; }
+    asio::any_io_executor executor() { return stream_.get_executor(); }
+    const http_options& options() const noexcept { return ep_->opt; }
+    bool stopping() const noexcept { return stop_requested_ || ep_->stopping(); }
+
+    /// Registers with the endpoint and starts the watchdog. False when the
+    /// endpoint is over its connection limit (the caller answers 503).
+    bool open() {
+        if (!ep_->add(this)) return false;
+        registered_ = true;
+        asio::co_spawn(stream_.get_executor(), watch(this->shared_from_this()), asio::detached);
+        return true;
+    }
+
+    /// Hands bytes the application already read (after the head it parsed)
+    /// to this connection, as if they had arrived on the socket.
+    void preload(std::string_view bytes) { rbuf_.append(bytes); }
+
+    /// Reads the next request. Returns false when the connection should end:
+    /// the peer closed, timed out or sent something malformed (then the error
+    /// response has been written), or the server is stopping.
+    asio::awaitable<bool> next_request(http::request& out) {
+        parser_.reset();
+        bool reading = false;
+        deadline_.expires_after(ep_->opt.idle_timeout);
+        for (;;) {
+            if (rpos_ < rbuf_.size()) {
+                std::size_t used = 0;
+                const auto st = parser_.feed(std::string_view(rbuf_).substr(rpos_), used);
+                rpos_ += used;
+                if (st == http::request_parser::status::done) {
+                    out = parser_.release();
+                    deadline_.disarm();
+                    co_return true;
+                }
+                if (st == http::request_parser::status::failed) {
+                    auto res = http::error_response(parser_.failure());
+                    res.keep_alive = false;
+                    co_await write_response(res);
+                    co_return false;
+                }
+                if (st == http::request_parser::status::head_done) {
+                    static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+                    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(cont), nothrow_awaitable);
+                    if (ec) co_return false;
+                    continue;
+                }
+            }
+            if (!reading && parser_.started()) {
+                reading = true;
+                deadline_.expires_after(ep_->opt.request_timeout);
+            }
+            if (!reading && stopping()) co_return false;
+            if (rpos_ == rbuf_.size()) {
+                rbuf_.clear();
+                rpos_ = 0;
+            } else if (rpos_ > 0) {
+                rbuf_.erase(0, rpos_);
+                rpos_ = 0;
+            }
+            idle_ = !reading;
+            const auto old = rbuf_.size();
+            rbuf_.resize(old + read_chunk);
+            auto [ec, n] = co_await stream_.async_read_some(asio::buffer(rbuf_.data() + old, read_chunk), nothrow_awaitable);
+            rbuf_.resize(old + n);
+            idle_ = false;
+            if (ec) {
+                if (timed_out_ && parser_.started()) {
+                    auto res = http::error_response(error::request_timeout);
+                    res.keep_alive = false;
+                    co_await write_response(res);
+                }
+                co_return false;
+            }
+        }
+    }
+
+    /// Writes a response to `req`: adds CORS headers and decides keep-alive.
+    /// Returns false when the connection must end afterwards.
+    asio::awaitable<bool> respond(const http::request& req, http::response& res) {
+        http::apply_cors(ep_->opt.allow_origins, req, res);
+        res.keep_alive = res.keep_alive && req.keep_alive() && !stopping();
+        if (req.method() == http::verb::head) res.head_only = true;
+        const bool ok = co_await write_response(res);
+        co_return ok && res.keep_alive;
+    }
+
+    /// Writes head and body in one gathered write, under the request timeout.
+    asio::awaitable<bool> write_response(const http::response& res) {
+        const std::string head = res.head();
+        std::array<asio::const_buffer, 2> bufs{asio::buffer(head),
+                                              asio::buffer(res.head_only ? std::string_view{} : std::string_view(res.body()))};
+        deadline_.expires_after(ep_->opt.request_timeout);
+        auto [ec, n] = co_await asio::async_write(stream_, bufs, nothrow_awaitable);
+        deadline_.disarm();
+        co_return !ec;
+    }
+
+    /// A timer a channel may wait on (long polling). request_stop() cancels it.
+    asio::steady_timer& wait_timer() noexcept { return wait_timer_; }
+
+    /// Closes the socket; pending operations complete with errors.
+    void close() {
+        closed_ = true;
+        std::error_code ignored;
+        stream_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        stream_.close(ignored);
+        deadline_.close();
+        wait_timer_.cancel();
+    }
+
+    std::shared_ptr<void> request_stop() override {
+        auto self = this->weak_from_this().lock();
+        if (!self) return nullptr;  // already being destroyed
+        asio::post(stream_.get_executor(), [self] {
+            self->stop_requested_ = true;
+            self->wait_timer_.cancel();
+            if (self->idle_) {
+                std::error_code ignored;
+                self->stream_.cancel(ignored);
+            }
+        });
+        return self;
+    }
+
+private:
+    static constexpr std::size_t read_chunk = 4096;
+
+    // Cancels what the connection waits for when its deadline passes: the
+    // reader then answers 408 (mid-request) or just closes (idle).
+    static asio::awaitable<void> watch(std::shared_ptr<http_connection> self) {
+        co_await self->deadline_.watch([&self] {
+            self->timed_out_ = true;
+            std::error_code ignored;
+            self->stream_.cancel(ignored);
+        });
+    }
+
+    Stream stream_;
+    std::shared_ptr<endpoint_state> ep_;
+    http::request_parser parser_;
+    std::string rbuf_;
+    std::size_t rpos_ = 0;
+    deadline deadline_;
+    asio::steady_timer wait_timer_;
+    bool registered_ = false;
+    bool idle_ = false;
+    bool timed_out_ = false;
+    bool closed_ = false;
+    bool stop_requested_ = false;
+};
+
+} // namespace courier::detail

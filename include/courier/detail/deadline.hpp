@@ -1,0 +1,55 @@
+// courier detail: a movable deadline for a connection. One timer per
+// connection; moving the deadline later costs no timer operation, moving it
+// earlier re-arms the timer (the watch loop then waits for the new time).
+#pragma once
+#include "../config.hpp"
+#include "endpoint.hpp"
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+
+namespace courier::detail {
+
+class deadline {
+public:
+    using clock = std::chrono::steady_clock;
+
+    explicit deadline(const asio::any_io_executor& ex) : timer_(ex) {}
+
+    void expires_at(clock::time_point t) {
+        at_ = t;
+        if (t < timer_.expiry()) timer_.expires_at(t);
+    }
+    void expires_after(clock::duration d) { expires_at(clock::now() + d); }
+    void disarm() noexcept { at_ = clock::time_point::max(); }
+    /// Ends watch().
+    void close() {
+        closed_ = true;
+        timer_.cancel();
+    }
+
+    /// Calls `on_expire()` whenever the deadline passes, until close().
+    /// The owner keeps this object alive while the watch runs.
+    template <class F>
+    asio::awaitable<void> watch(F on_expire) {
+        while (!closed_) {
+            timer_.expires_at(at_);
+            co_await timer_.async_wait(nothrow_awaitable);
+            if (closed_) break;
+            if (at_ <= clock::now()) {
+                at_ = clock::time_point::max();
+                on_expire();
+            }
+        }
+    }
+
+private:
+    asio::steady_timer timer_;
+    clock::time_point at_ = clock::time_point::max();
+    bool closed_ = false;
+};
+
+} // namespace courier::detail

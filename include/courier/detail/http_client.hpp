@@ -1,0 +1,220 @@
+// courier detail: a minimal HTTP/1.1 keep-alive client connection, for the
+// C++ clients. Reads Content-Length and close-delimited bodies.
+#pragma once
+#include "../config.hpp"
+#include "../error.hpp"
+#include "../http/request.hpp"
+#include "deadline.hpp"
+#include "endpoint.hpp"
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/detached.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace courier::detail {
+
+struct url_parts {
+    std::string host;
+    std::string port;
+    std::string path;  // without a trailing '/'
+};
+
+/// Splits "http://host[:port][/path]". nullopt for anything else.
+inline std::optional<url_parts> parse_url(std::string_view url) {
+    constexpr std::string_view scheme = "http://";
+    if (url.substr(0, scheme.size()) != scheme) return std::nullopt;
+    url.remove_prefix(scheme.size());
+    const auto slash = url.find('/');
+    auto authority = url.substr(0, slash);
+    url_parts u;
+    u.path = slash == std::string_view::npos ? "" : std::string(url.substr(slash));
+    while (!u.path.empty() && u.path.back() == '/') u.path.pop_back();
+    if (!authority.empty() && authority.front() == '[') {  // [v6]:port
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        u.host = std::string(authority.substr(1, close - 1));
+        authority.remove_prefix(close + 1);
+        u.port = authority.empty() ? "80" : std::string(authority.substr(1));
+    } else {
+        const auto colon = authority.rfind(':');
+        u.host = std::string(authority.substr(0, colon));
+        u.port = colon == std::string_view::npos ? "80" : std::string(authority.substr(colon + 1));
+    }
+    if (u.host.empty() || u.port.empty()) return std::nullopt;
+    return u;
+}
+
+struct client_response {
+    unsigned status = 0;
+    std::string body;
+    bool keep_alive = true;
+};
+
+/// One keep-alive connection to a server. Thread safety: use it from one
+/// serialised executor, one request at a time. Keep it in a shared_ptr: its
+/// deadline watch holds a reference while it is open.
+class http_client_conn : public std::enable_shared_from_this<http_client_conn> {
+public:
+    static constexpr std::size_t max_head = 64 * 1024;
+    static constexpr std::size_t max_body = 64 * 1024 * 1024;
+
+    http_client_conn(const asio::any_io_executor& ex, url_parts url)
+        : url_(std::move(url)), socket_(ex), deadline_(ex) {}
+
+    const url_parts& url() const noexcept { return url_; }
+    bool is_open() const noexcept { return socket_.is_open(); }
+
+    /// Sends one request and reads the answer, connecting first if needed.
+    /// `timeout` bounds the whole exchange. On any error the connection is
+    /// closed; the next request reconnects.
+    asio::awaitable<std::error_code> request(std::string_view method, std::string_view target,
+                                             std::string_view extra_headers, std::string_view body,
+                                             std::chrono::milliseconds timeout, client_response& out) {
+        if (!watching_) {
+            watching_ = true;
+            asio::co_spawn(socket_.get_executor(), watch(shared_from_this()), asio::detached);
+        }
+        deadline_.expires_after(timeout);
+        auto ec = co_await exchange(method, target, extra_headers, body, out);
+        deadline_.disarm();
+        if (!ec && !out.keep_alive) close();
+        if (ec) close();
+        co_return ec;
+    }
+
+    /// Closes the socket; a request in progress fails.
+    void close() {
+        std::error_code ignored;
+        socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        socket_.close(ignored);
+        rbuf_.clear();
+    }
+
+    /// Closes for good and ends the deadline watch.
+    void shutdown() {
+        close();
+        deadline_.close();
+    }
+
+private:
+    static asio::awaitable<void> watch(std::shared_ptr<http_client_conn> self) {
+        co_await self->deadline_.watch([&self] {
+            std::error_code ignored;
+            self->socket_.cancel(ignored);
+        });
+    }
+
+    asio::awaitable<std::error_code> exchange(std::string_view method, std::string_view target,
+                                              std::string_view extra_headers, std::string_view body,
+                                              client_response& out) {
+        if (!socket_.is_open()) {
+            asio::ip::tcp::resolver resolver(socket_.get_executor());
+            auto [rec, results] = co_await resolver.async_resolve(url_.host, url_.port, nothrow_awaitable);
+            if (rec) co_return rec;
+            auto [cec, ep] = co_await asio::async_connect(socket_, results, nothrow_awaitable);
+            if (cec) co_return cec;
+            std::error_code ignored;
+            socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+        }
+        std::string head;
+        head.reserve(128 + target.size() + extra_headers.size());
+        head.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ").append(url_.host);
+        head.append("\r\n").append(extra_headers);
+        if (!body.empty() || method == "POST") {
+            char len[24];
+            head.append("Content-Type: application/json\r\nContent-Length: ")
+                .append(len, std::to_chars(len, len + sizeof len, body.size()).ptr)
+                .append("\r\n");
+        }
+        head.append("\r\n");
+        std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+        auto [wec, wn] = co_await asio::async_write(socket_, bufs, nothrow_awaitable);
+        if (wec) co_return wec;
+        co_return co_await read_response(out);
+    }
+
+    asio::awaitable<std::error_code> read_response(client_response& out) {
+        out = {};
+        std::size_t end;
+        while ((end = rbuf_.find("\r\n\r\n")) == std::string::npos) {
+            if (rbuf_.size() > max_head) co_return error::bad_response;
+            if (auto ec = co_await read_more()) co_return ec;
+        }
+        const std::string head = rbuf_.substr(0, end + 2);
+        rbuf_.erase(0, end + 4);
+        // Status line: HTTP/1.x NNN reason
+        if (head.size() < 12 || head.compare(0, 7, "HTTP/1.") != 0) co_return error::bad_response;
+        const auto [p, e] = std::from_chars(head.data() + 9, head.data() + 12, out.status);
+        if (e != std::errc{} || p != head.data() + 12) co_return error::bad_response;
+        out.keep_alive = head[7] == '1';
+        std::optional<std::size_t> length;
+        std::string_view rest(head);
+        rest.remove_prefix(rest.find("\r\n") + 2);
+        while (!rest.empty()) {
+            const auto eol = rest.find("\r\n");
+            const auto line = rest.substr(0, eol);
+            rest.remove_prefix(eol + 2);
+            const auto colon = line.find(':');
+            if (colon == std::string_view::npos) co_return error::bad_response;
+            const auto name = line.substr(0, colon);
+            auto value = line.substr(colon + 1);
+            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+            if (http::iequals(name, "content-length")) {
+                std::size_t n = 0;
+                const auto [q, f] = std::from_chars(value.data(), value.data() + value.size(), n);
+                if (f != std::errc{} || q != value.data() + value.size() || n > max_body) co_return error::bad_response;
+                length = n;
+            } else if (http::iequals(name, "connection")) {
+                if (http::has_token(value, "close")) out.keep_alive = false;
+                if (http::has_token(value, "keep-alive")) out.keep_alive = true;
+            } else if (http::iequals(name, "transfer-encoding")) {
+                co_return error::bad_response;  // courier servers always send a length
+            }
+        }
+        if (out.status == 204 || out.status == 304 || (out.status >= 100 && out.status < 200)) length = 0;
+        if (length) {
+            while (rbuf_.size() < *length)
+                if (auto ec = co_await read_more()) co_return ec;
+            out.body.assign(rbuf_, 0, *length);
+            rbuf_.erase(0, *length);
+        } else {  // until the server closes
+            out.keep_alive = false;
+            for (;;) {
+                auto ec = co_await read_more();
+                if (ec == asio::error::eof) break;
+                if (ec) co_return ec;
+                if (rbuf_.size() > max_body) co_return error::bad_response;
+            }
+            out.body = std::move(rbuf_);
+            rbuf_.clear();
+        }
+        co_return std::error_code{};
+    }
+
+    asio::awaitable<std::error_code> read_more() {
+        char chunk[8192];
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(chunk), nothrow_awaitable);
+        rbuf_.append(chunk, n);
+        co_return ec;
+    }
+
+    url_parts url_;
+    asio::ip::tcp::socket socket_;
+    deadline deadline_;
+    std::string rbuf_;
+    bool watching_ = false;
+};
+
+} // namespace courier::detail

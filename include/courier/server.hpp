@@ -1,0 +1,168 @@
+// courier: the server: listens on a port, runs io threads, serves mounted channels.
+#pragma once
+#include "broker.hpp"
+#include "channel.hpp"
+#include "config.hpp"
+#include "detail/connection.hpp"
+#include "detail/endpoint.hpp"
+#include "options.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace courier {
+
+struct server_options {
+    std::string address = "0.0.0.0";
+    std::uint16_t port = 8080;  // 0 picks a free port; see basic_server::port()
+    /// io threads, one io_context each; 0 means one per hardware thread.
+    /// Ignored when the server runs on the application's io_context.
+    std::size_t threads = 0;
+    http_options http;
+};
+
+/// Serves mounted channels over HTTP/1.1.
+///
+/// Two ways to run it: on io threads it owns (`start()` / `wait()`), each
+/// with its own io_context (a lane); or on the application's io_context
+/// (pass it to the constructor, `start()`, then run that context yourself).
+/// Thread safety: mount() before start(); stop() from any thread.
+template <class B = in_memory>
+class basic_server {
+public:
+    basic_server(B& broker, server_options opt) : broker_(broker), opt_(std::move(opt)) {
+        std::size_t n = opt_.threads ? opt_.threads : std::max(1u, std::thread::hardware_concurrency());
+        for (std::size_t i = 0; i < n; ++i) {
+            owned_.push_back(std::make_unique<asio::io_context>(1));
+            lanes_.push_back(owned_.back().get());
+        }
+        init();
+    }
+
+    basic_server(asio::io_context& io, B& broker, server_options opt) : broker_(broker), opt_(std::move(opt)) {
+        lanes_.push_back(&io);
+        init();
+    }
+
+    basic_server(const basic_server&) = delete;
+    basic_server& operator=(const basic_server&) = delete;
+
+    ~basic_server() {
+        stop();
+        wait();
+    }
+
+    /// Mounts a channel; its prefix must not be taken. Before start().
+    template <class T>
+    basic_server& mount(channel<T, B> ch) {
+        if (started_) throw std::logic_error("courier: mount channels before start()");
+        for (const auto& r : *routes_)
+            if (r->prefix() == ch.prefix()) throw std::invalid_argument("courier: prefix already mounted: " + ch.prefix());
+        ch.broker_ = &broker_;
+        ch.endpoint_ = endpoint_;
+        mutable_routes().push_back(std::make_shared<detail::adopted_route<channel<T, B>>>(std::move(ch)));
+        return *this;
+    }
+
+    /// Binds and listens (throws std::system_error when it cannot), then
+    /// accepts on the lanes. With owned io threads, starts them.
+    void start() {
+        if (started_) return;
+        started_ = true;
+        const auto addr = asio::ip::make_address(opt_.address);
+        acceptor_.emplace(*lanes_[0]);
+        asio::ip::tcp::endpoint ep(addr, opt_.port);
+        acceptor_->open(ep.protocol());
+        acceptor_->set_option(asio::socket_base::reuse_address(true));
+        acceptor_->bind(ep);
+        acceptor_->listen(asio::socket_base::max_listen_connections);
+        port_ = acceptor_->local_endpoint().port();
+        asio::co_spawn(*lanes_[0], accept_loop(), asio::detached);
+        for (auto& io : owned_) {
+            guards_.emplace_back(io->get_executor());
+            threads_.emplace_back([ctx = io.get()] { ctx->run(); });
+        }
+    }
+
+    /// The port it listens on (useful with port 0), after start().
+    std::uint16_t port() const noexcept { return port_; }
+    std::size_t threads() const noexcept { return lanes_.size(); }
+    std::size_t connections() const { return endpoint_->connections(); }
+
+    /// Graceful stop, from any thread: stops accepting, answers held long
+    /// polls, lets requests in progress finish, then closes every connection.
+    /// Publishes arriving meanwhile get 503.
+    void stop() {
+        if (!started_ || stopped_.exchange(true)) return;
+        asio::post(*lanes_[0], [this] {
+            std::error_code ignored;
+            if (acceptor_) acceptor_->close(ignored);
+        });
+        endpoint_->stop();
+        for (auto& g : guards_) g.reset();  // owned threads end once their work is done
+    }
+
+    /// Waits for owned io threads to finish (after stop()).
+    void wait() {
+        for (auto& t : threads_)
+            if (t.joinable()) t.join();
+    }
+
+private:
+    using socket = asio::ip::tcp::socket;
+    using route_table = std::vector<std::shared_ptr<detail::route<socket>>>;
+
+    void init() {
+        endpoint_ = std::make_shared<detail::endpoint_state>(opt_.http);
+        routes_ = std::make_shared<const route_table>();
+    }
+
+    route_table& mutable_routes() { return const_cast<route_table&>(*routes_); }
+
+    asio::awaitable<void> accept_loop() {
+        std::size_t next = 0;
+        for (;;) {
+            auto& lane = *lanes_[next++ % lanes_.size()];
+            auto [ec, sock] = co_await acceptor_->async_accept(lane, detail::nothrow_awaitable);
+            if (ec) {
+                if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+                continue;  // e.g. EMFILE: keep serving the connections we have
+            }
+            std::error_code ignored;
+            sock.set_option(asio::ip::tcp::no_delay(true), ignored);
+            auto conn = std::make_shared<detail::http_connection<socket>>(std::move(sock), endpoint_);
+            auto ex = conn->executor();
+            asio::co_spawn(ex, detail::run_connection(std::move(conn), routes_), asio::detached);
+        }
+    }
+
+    B& broker_;
+    server_options opt_;
+    std::vector<std::unique_ptr<asio::io_context>> owned_;
+    std::vector<asio::io_context*> lanes_;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+    std::vector<std::thread> threads_;
+    std::optional<asio::ip::tcp::acceptor> acceptor_;
+    std::shared_ptr<detail::endpoint_state> endpoint_;
+    std::shared_ptr<const route_table> routes_;
+    std::uint16_t port_ = 0;
+    bool started_ = false;
+    std::atomic<bool> stopped_{false};
+};
+
+/// The server over the default broker.
+using server = basic_server<in_memory>;
+
+} // namespace courier

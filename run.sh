@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# courier: set-up and the two commands, on a fresh Debian 12 machine.
+#
+#   ./run.sh bench          the main job: the benchmark suite's quick run
+#   ./run.sh test           build and run every test (plain, ASan+UBSan, TSan)
+#   ./run.sh test --quick   the plain build's tests only
+#
+# Installs the Debian packages it needs when they are missing (as root, or
+# through sudo), then configures and builds under build/.
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+packages=(build-essential cmake pkg-config libasio-dev rapidjson-dev catch2 libssl-dev zlib1g-dev
+          clang libclang-rt-14-dev curl ca-certificates)
+
+say() { printf '\033[1m[courier]\033[0m %s\n' "$*"; }
+
+install_packages() {
+    local missing=()
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    say "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# configure_build DIR [cmake args...]
+configure_build() {
+    local dir=$1; shift
+    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+}
+
+run_tests() {
+    local quick=0
+    [ "${1:-}" = "--quick" ] && quick=1
+    say "plain build"
+    configure_build build/plain
+    (cd build/plain && ctest --output-on-failure -j"$jobs" --timeout 600)
+    [ $quick -eq 1 ] && return 0
+    say "AddressSanitizer + UBSan build"
+    configure_build build/asan -DCOURIER_SANITIZE=ON -DCOURIER_BUILD_BENCHMARKS=OFF -DCOURIER_PACKAGE_TESTS=OFF
+    (cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        ctest --output-on-failure -j"$jobs" --timeout 900)
+    say "ThreadSanitizer build (threaded tests)"
+    configure_build build/tsan -DCOURIER_TSAN=ON -DCOURIER_BUILD_BENCHMARKS=OFF -DCOURIER_BUILD_EXAMPLES=OFF \
+        -DCOURIER_PACKAGE_TESTS=OFF
+    (cd build/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+        ctest --output-on-failure -L threads -j"$jobs" --timeout 900)
+    say "all tests passed"
+}
+
+run_bench() {
+    configure_build build/plain
+    "$root/benchmarks/quick.sh" "$root/build/plain" "$@"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    test)  install_packages; run_tests "$@" ;;
+    bench) install_packages; run_bench "$@" ;;
+    *) echo "usage: ./run.sh bench | ./run.sh test [--quick]" >&2; exit 2 ;;
+esac

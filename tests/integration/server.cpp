@@ -1,0 +1,310 @@
+// Integration tests: a real server on loopback, driven with raw sockets.
+#include <catch2/catch.hpp>
+#include <courier/courier.hpp>
+
+#include "integration/support.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+
+#include <future>
+#include <thread>
+
+using namespace courier;
+using namespace courier::test;
+using namespace std::chrono_literals;
+
+TEST_CASE("publish answers an id and polling returns the envelope", "[server]") {
+    hub_server s;
+    raw_socket c(s.srv.port());
+    auto start = c.exchange(get("/poll/room"));
+    REQUIRE(start.status == 200);
+    CHECK(start.body.starts_with(R"({"messages":[],"next":")"));
+    const auto since = json_string(start.body, "next");
+
+    auto pub = c.exchange(post("/poll/room", R"({ "a" : 1 })"));
+    REQUIRE(pub.status == 200);
+    const auto id = json_string(pub.body, "id");
+    CHECK(pub.body == R"({"id":")" + id + R"(","topic":"room"})");
+    CHECK(pub.header("Content-Type") == "application/json");
+
+    auto got = c.exchange(get("/poll/room?since=" + since));
+    REQUIRE(got.status == 200);
+    CHECK(got.body == R"({"messages":[{"id":")" + id + R"(","topic":"room","data":{"a":1}}],"next":")" + id + "\"}");
+
+    auto none = c.exchange(get("/poll/room?since=" + id));
+    CHECK(none.body == R"({"messages":[],"next":")" + id + "\"}");
+}
+
+TEST_CASE("a poll from an unknown cursor reports the gap", "[server]") {
+    hub_server s;
+    raw_socket c(s.srv.port());
+    c.exchange(post("/poll/t", "1"));
+    auto r = c.exchange(get("/poll/t?since=zzzzzzzz-9"));
+    CHECK(r.body.ends_with(R"(,"gap":true})"));
+    CHECK(r.body.find(R"("data":1)") != std::string::npos);
+}
+
+TEST_CASE("a long poll returns as soon as a message is published", "[server][long-poll]") {
+    hub_server s;
+    raw_socket waiter(s.srv.port()), publisher(s.srv.port());
+    const auto since = json_string(waiter.exchange(get("/lp/t?timeout=0")).body, "next");
+    waiter.send(get("/lp/t?since=" + since + "&timeout=20"));
+    std::this_thread::sleep_for(50ms);  // the poll is held by now
+    const auto t0 = std::chrono::steady_clock::now();
+    publisher.exchange(post("/lp/t", R"("hello")"));
+    auto r = waiter.read();
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find(R"("data":"hello")") != std::string::npos);
+    CHECK(waited < 5s);  // far below the 20 s timeout; the benchmark measures the real latency
+    const double ms = std::chrono::duration<double, std::milli>(waited).count();
+    WARN("long poll answered " << ms << " ms after the publish");
+}
+
+TEST_CASE("a long poll times out with an empty list and next = since", "[server][long-poll]") {
+    hub_server s;
+    raw_socket c(s.srv.port());
+    const auto since = json_string(c.exchange(get("/lp/t?timeout=0")).body, "next");
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = c.exchange(get("/lp/t?since=" + since + "&timeout=1"));
+    CHECK(std::chrono::steady_clock::now() - t0 >= 900ms);
+    CHECK(r.body == R"({"messages":[],"next":")" + since + "\"}");
+    CHECK(c.exchange(get("/lp/t?timeout=abc")).status == 400);
+    CHECK(c.exchange(get("/lp/t?timeout=-1")).status == 400);
+}
+
+TEST_CASE("a long poll answers a burst in one response", "[server][long-poll]") {
+    hub_server s;
+    raw_socket c(s.srv.port());
+    const auto since = json_string(c.exchange(get("/poll/t")).body, "next");
+    for (int i = 0; i < 5; ++i) c.exchange(post("/poll/t", std::to_string(i)));
+    auto r = c.exchange(get("/lp/t?since=" + since));
+    for (int i = 0; i < 5; ++i) CHECK(r.body.find("\"data\":" + std::to_string(i)) != std::string::npos);
+}
+
+TEST_CASE("every error PROTOCOL.md names, over the wire, with a JSON body", "[server][errors]") {
+    http_options http;
+    http.limits.body = 1024;
+    hub_server s(std::move(http));
+    auto check = [&](std::string_view request, unsigned status, std::string_view code) {
+        raw_socket c(s.srv.port());
+        auto r = c.exchange(request);
+        INFO(request);
+        CHECK(r.status == status);
+        CHECK(json_string(r.body, "error") == code);
+        CHECK(r.header("Content-Type") == "application/json");
+    };
+    check(post("/poll/t", "{nope"), 400, "invalid_json");
+    check(post("/poll/t", "\"\xff\""), 400, "invalid_json");
+    check(post("/poll/bad%20topic", "1"), 400, "invalid_topic");
+    check(post("/poll/" + std::string(129, 'x'), "1"), 400, "invalid_topic");
+    check(post("/poll", "1"), 400, "invalid_topic");
+    check(get("/poll/t?since=bad%20cursor"), 400, "invalid_cursor");
+    check(get("/poll/a/b"), 404, "not_found");
+    check(get("/nothing/here"), 404, "not_found");
+    check("PUT /poll/t HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n1", 405, "method_not_allowed");
+    check("POST /poll/t HTTP/1.1\r\nHost: t\r\n\r\n", 411, "length_required");
+    check(post("/poll/t", std::string(1025, '1')), 413, "payload_too_large");
+    check("POST /poll/t HTTP/1.1\r\nHost: t\r\nContent-Type: text/html\r\nContent-Length: 1\r\n\r\n1", 415,
+          "unsupported_media_type");
+    check("GET /poll/t HTTP/1.1\r\nHost: t\r\nX: " + std::string(17000, 'a') + "\r\n\r\n", 431, "header_too_large");
+    check("GET /poll/t HTTP/2.0\r\nHost: t\r\n\r\n", 505, "version_not_supported");
+    check("POST /poll/t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br\r\n\r\n", 501, "not_implemented");
+    check("GET /poll/t HTTP/1.1\r\n\r\n", 400, "bad_request");
+    check(std::string_view("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11), 400, "bad_request");  // TLS hello
+}
+
+TEST_CASE("a malformed request closes its connection, not the others", "[server][errors]") {
+    hub_server s;
+    raw_socket good(s.srv.port()), bad(s.srv.port());
+    CHECK(good.exchange(get("/poll/t")).status == 200);
+    auto r = bad.exchange("GARBAGE\r\n\r\n");
+    CHECK(r.status == 400);
+    CHECK(r.header("Connection") == "close");
+    CHECK(bad.closed_by_peer());
+    CHECK(good.exchange(get("/poll/t")).status == 200);
+}
+
+TEST_CASE("a slow sender gets 408; an idle connection is closed", "[server][timeouts]") {
+    http_options http;
+    http.request_timeout = 300ms;
+    http.idle_timeout = 300ms;
+    hub_server s(std::move(http));
+    raw_socket slow(s.srv.port());
+    slow.send("GET /poll/t HTTP/1.1\r\nHo");
+    auto r = slow.read();
+    CHECK(r.status == 408);
+    CHECK(json_string(r.body, "error") == "request_timeout");
+
+    raw_socket idle(s.srv.port());
+    CHECK(idle.exchange(get("/poll/t")).status == 200);
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(idle.closed_by_peer());
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+}
+
+TEST_CASE("keep-alive, pipelining, HEAD and 100-continue", "[server]") {
+    hub_server s;
+    raw_socket c(s.srv.port());
+    c.send(post("/poll/t", "1") + post("/poll/t", "2") + get("/poll/t?since=earliest"));
+    auto a = c.read(), b = c.read(), all = c.read();
+    CHECK(a.status == 200);
+    CHECK(b.status == 200);
+    CHECK(json_string(a.body, "id") < json_string(b.body, "id"));
+    CHECK(all.body.find(R"("data":1},{)") != std::string::npos);
+
+    c.send("HEAD /poll/t?since=earliest HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto head = c.read(true);
+    CHECK(head.status == 200);
+    CHECK(head.header("Content-Length") == std::to_string(all.body.size()));
+    CHECK(head.body.empty());
+
+    c.send("POST /poll/t HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+    CHECK(c.read().status == 100);
+    c.send("[3]");
+    CHECK(c.read().status == 200);
+
+    auto http10 = c.exchange("GET /poll/t HTTP/1.0\r\n\r\n");
+    CHECK(http10.status == 200);
+    CHECK(c.closed_by_peer());
+}
+
+TEST_CASE("chunked publish bodies are accepted", "[server]") {
+    hub_server s;
+    raw_socket c(s.srv.port());
+    auto r = c.exchange("POST /poll/t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[1\r\n1\r\n]\r\n0\r\n\r\n");
+    CHECK(r.status == 200);
+    CHECK(c.exchange(get("/poll/t?since=earliest")).body.find(R"("data":[1])") != std::string::npos);
+}
+
+TEST_CASE("CORS: preflight and allow-listed origins", "[server][cors]") {
+    http_options http;
+    http.allow_origins = {"http://app.test"};
+    http.authorize = [](std::string_view, action, std::string_view) { return authorization{}; };
+    hub_server s(std::move(http));
+    raw_socket c(s.srv.port());
+    auto pre = c.exchange("OPTIONS /poll/t HTTP/1.1\r\nHost: t\r\nOrigin: http://app.test\r\n"
+                          "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization\r\n\r\n");
+    CHECK(pre.status == 204);  // no token needed
+    CHECK(pre.header("Access-Control-Allow-Origin") == "http://app.test");
+    CHECK(pre.header("Access-Control-Allow-Headers").find("Authorization") != std::string::npos);
+    auto bad = c.exchange("OPTIONS /poll/t HTTP/1.1\r\nHost: t\r\nOrigin: http://evil.test\r\n"
+                          "Access-Control-Request-Method: POST\r\n\r\n");
+    CHECK(bad.status == 403);
+    auto ok = c.exchange("GET /poll/t?access_token=x HTTP/1.1\r\nHost: t\r\nOrigin: http://app.test\r\n\r\n");
+    CHECK(ok.status == 200);
+    CHECK(ok.header("Access-Control-Allow-Origin") == "http://app.test");
+    auto other = c.exchange("GET /poll/t?access_token=x HTTP/1.1\r\nHost: t\r\nOrigin: http://evil.test\r\n\r\n");
+    CHECK(other.header("Access-Control-Allow-Origin").empty());
+}
+
+TEST_CASE("tokens map to tenants; tenants never see each other", "[server][auth]") {
+    http_options http;
+    http.authorize = [](std::string_view token, action a, std::string_view topic) -> authorization {
+        if (token == "alice") return {{}, "A"};
+        if (token == "bob") return {{}, "B"};
+        if (token == "reader") return a == action::subscribe ? authorization{{}, "A"} : authorization{error::forbidden, {}};
+        if (token == "roomless") return topic == "room" ? authorization{error::forbidden, {}} : authorization{{}, "A"};
+        return {error::unauthorized, {}};
+    };
+    hub_server s(std::move(http));
+    raw_socket c(s.srv.port());
+    const auto bearer = [](std::string_view t) { return "Authorization: Bearer " + std::string(t) + "\r\n"; };
+    CHECK(c.exchange(post("/poll/room", "1")).status == 401);
+    CHECK(c.exchange(post("/poll/room", "1", bearer("mallory"))).status == 401);
+    CHECK(c.exchange(get("/poll/room")).status == 401);
+    CHECK(c.exchange(post("/poll/room", R"("from A")", bearer("alice"))).status == 200);
+    CHECK(c.exchange(post("/poll/room", R"("from B")", bearer("bob"))).status == 200);
+    CHECK(c.exchange(post("/poll/room", "1", bearer("reader"))).status == 403);
+    CHECK(c.exchange(get("/poll/room?since=earliest&access_token=roomless")).status == 403);
+
+    auto a = c.exchange("GET /poll/room?since=earliest HTTP/1.1\r\nHost: t\r\n" + bearer("alice") + "\r\n");
+    auto b = c.exchange(get("/poll/room?since=earliest&access_token=bob"));
+    auto r = c.exchange(get("/lp/room?since=earliest&access_token=reader"));
+    CHECK(a.body.find("from A") != std::string::npos);
+    CHECK(a.body.find("from B") == std::string::npos);
+    CHECK(b.body.find("from B") != std::string::npos);
+    CHECK(b.body.find("from A") == std::string::npos);
+    CHECK(r.body.find("from A") != std::string::npos);
+    CHECK(a.body.find(R"("topic":"room")") != std::string::npos);  // the tenant never shows
+}
+
+TEST_CASE("connections over the limit get 503 and the others keep working", "[server][limits]") {
+    http_options http;
+    http.max_connections = 2;
+    hub_server s(std::move(http));
+    raw_socket a(s.srv.port()), b(s.srv.port());
+    CHECK(a.exchange(get("/poll/t")).status == 200);
+    CHECK(b.exchange(get("/poll/t")).status == 200);
+    raw_socket third(s.srv.port());
+    auto r = third.read();
+    CHECK(r.status == 503);
+    CHECK(json_string(r.body, "error") == "too_many_connections");
+    CHECK(a.exchange(get("/poll/t")).status == 200);
+}
+
+TEST_CASE("graceful stop answers held long polls, then closes", "[server][stop]") {
+    auto s = std::make_unique<hub_server>();
+    raw_socket waiter(s->srv.port()), idle(s->srv.port());
+    CHECK(idle.exchange(get("/poll/t")).status == 200);
+    waiter.send(get("/lp/t?timeout=60"));
+    std::this_thread::sleep_for(50ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    s->srv.stop();
+    auto r = waiter.read();
+    CHECK(r.status == 200);
+    CHECK(r.body.starts_with(R"({"messages":[])"));
+    CHECK(r.header("Connection") == "close");
+    CHECK(idle.closed_by_peer());
+    s->srv.wait();
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+    s.reset();
+}
+
+TEST_CASE("a channel adopts a connection the application accepted", "[server][embed]") {
+    asio::io_context io(1);
+    broker hub;
+    channel<long_polling> events{hub, "/events"};
+    asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = acceptor.local_endpoint().port();
+
+    // The application's own server: it reads the request head itself and
+    // hands /events requests to the channel; it answers everything else.
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 2; ++i) {
+            auto sock = co_await acceptor.async_accept(asio::use_awaitable);
+            std::string buf;
+            http::request_parser parser;
+            for (;;) {
+                char chunk[1024];
+                auto n = co_await sock.async_read_some(asio::buffer(chunk), asio::use_awaitable);
+                buf.append(chunk, n);
+                std::size_t used = 0;
+                if (parser.feed(buf, used) == http::request_parser::status::done) {
+                    buf.erase(0, used);
+                    break;
+                }
+                buf.erase(0, used);
+            }
+            auto req = parser.release();
+            if (req.path().starts_with("/events")) {
+                events.accept(std::move(sock), std::move(req), buf);
+            } else {
+                const std::string_view res = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nmine";
+                co_await asio::async_write(sock, asio::buffer(res), asio::use_awaitable);
+            }
+        }
+    }, asio::detached);
+    std::thread t([&] { io.run(); });
+
+    raw_socket own(port);
+    CHECK(own.exchange(get("/home")).body == "mine");
+    raw_socket c(port);
+    CHECK(c.exchange(post("/events/t", "[42]")).status == 200);
+    auto r = c.exchange(get("/events/t?since=earliest"));  // the same connection, kept alive
+    CHECK(r.body.find(R"("data":[42])") != std::string::npos);
+    CHECK(c.exchange(get("/elsewhere")).status == 404);
+    events.stop();
+    t.join();
+}

@@ -1,0 +1,131 @@
+// Test support: a server on an ephemeral loopback port, and a raw socket.
+#pragma once
+#include <courier/courier.hpp>
+
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <charconv>
+#include <chrono>
+#include <string>
+#include <thread>
+
+namespace courier::test {
+
+/// A courier server with /poll and /lp on 127.0.0.1, port chosen by the OS.
+struct hub_server {
+    explicit hub_server(http_options http = {}, std::size_t threads = 2, broker_options b = {})
+        : hub(b), srv(hub, server_options{.address = "127.0.0.1", .port = 0, .threads = threads, .http = std::move(http)}) {
+        srv.mount(channel<polling>{"/poll"});
+        srv.mount(channel<long_polling>{"/lp"});
+        srv.start();
+    }
+    ~hub_server() {
+        srv.stop();
+        srv.wait();
+    }
+    std::string url(std::string_view mount) const {
+        return "http://127.0.0.1:" + std::to_string(srv.port()) + std::string(mount);
+    }
+    broker hub;
+    server srv;
+};
+
+/// A response read off a raw socket.
+struct raw_response {
+    unsigned status = 0;
+    std::string head;
+    std::string body;
+    std::string header(std::string_view name) const {
+        std::string needle = "\r\n" + std::string(name) + ": ";
+        auto p = head.find(needle);
+        if (p == std::string::npos) return {};
+        p += needle.size();
+        return head.substr(p, head.find("\r\n", p) - p);
+    }
+};
+
+/// A blocking loopback connection that writes raw bytes and reads responses,
+/// with a receive timeout so that a broken server fails the test, not hangs it.
+class raw_socket {
+public:
+    explicit raw_socket(std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10)) : sock_(io_) {
+        sock_.connect({asio::ip::make_address("127.0.0.1"), port});
+        timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+        ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    void send(std::string_view bytes) { asio::write(sock_, asio::buffer(bytes)); }
+
+    /// Reads one response (Content-Length framed, or until close). The
+    /// answer to HEAD has a Content-Length but no body.
+    raw_response read(bool head_request = false) {
+        raw_response r;
+        std::size_t end;
+        while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
+            if (!fill()) return r;
+        r.head = buf_.substr(0, end + 2);
+        buf_.erase(0, end + 4);
+        std::from_chars(r.head.data() + 9, r.head.data() + 12, r.status);
+        const auto len = r.header("Content-Length");
+        if (r.status == 100 || head_request) return r;
+        if (!len.empty()) {
+            const std::size_t n = std::stoul(len);
+            while (buf_.size() < n)
+                if (!fill()) break;
+            r.body = buf_.substr(0, n);
+            buf_.erase(0, n);
+        } else if (r.status != 204) {
+            while (fill()) {}
+            r.body = std::move(buf_);
+            buf_.clear();
+        }
+        return r;
+    }
+    raw_response exchange(std::string_view bytes) {
+        send(bytes);
+        return read();
+    }
+    /// True when the server closed the connection (reads EOF).
+    bool closed_by_peer() {
+        if (!buf_.empty()) return false;
+        return !fill();
+    }
+
+private:
+    bool fill() {
+        char chunk[4096];
+        std::error_code ec;
+        const auto n = sock_.read_some(asio::buffer(chunk), ec);
+        if (ec) return false;
+        buf_.append(chunk, n);
+        return true;
+    }
+    asio::io_context io_;
+    asio::ip::tcp::socket sock_;
+    std::string buf_;
+};
+
+inline std::string get(std::string_view target) {
+    return "GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n\r\n";
+}
+inline std::string post(std::string_view target, std::string_view body, std::string_view extra = {}) {
+    return "POST " + std::string(target) + " HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n" +
+           std::string(extra) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+/// The value of "key":"value" in a compact JSON text.
+inline std::string json_string(std::string_view json, std::string_view key) {
+    const std::string needle = "\"" + std::string(key) + "\":\"";
+    auto p = json.find(needle);
+    if (p == std::string_view::npos) return {};
+    p += needle.size();
+    return std::string(json.substr(p, json.find('"', p) - p));
+}
+
+} // namespace courier::test
