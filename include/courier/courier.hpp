@@ -3,6 +3,7 @@
 #pragma once
 #include "broker.hpp"
 #include "channel.hpp"
+#include "client.hpp"
 #include "concepts.hpp"
 #include "config.hpp"
 #include "error.hpp"
@@ -10,6 +11,7 @@
 #include "server.hpp"
 #include "transport/long_poll.hpp"
 #include "transport/poll.hpp"
+#include "transport/sse.hpp"
 
 namespace courier {
 static_assert(Transport<polling>);
@@ -17,5 +19,6 @@ static_assert(Transport<long_polling>);
 static_assert(Broker<in_memory>);
 static_assert(Channel<channel<polling>>);
 static_assert(Channel<channel<long_polling>>);
+static_assert(Transport<sse>);
+static_assert(Channel<channel<sse>>);
 } // namespace courier
-#include "client.hpp"

@@ -14,27 +14,6 @@ using namespace courier;
 using namespace courier::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-// Runs `io` until `done()` or the time limit, polling every few milliseconds.
-template <class Done>
-bool run_until(asio::io_context& io, Done done, std::chrono::milliseconds limit = 20s) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (!done() && std::chrono::steady_clock::now() < end) {
-        io.run_for(5ms);
-        if (io.stopped()) io.restart();
-    }
-    return done();
-}
-
-// Parses the "n" of {"n":<int>}.
-int n_of(std::string_view data) {
-    auto p = data.find("\"n\":");
-    return p == std::string_view::npos ? -1 : std::stoi(std::string(data.substr(p + 4)));
-}
-
-} // namespace
-
 TEMPLATE_TEST_CASE("client subscribes, publishes and receives in order", "[client]", polling, long_polling) {
     hub_server s;
     asio::io_context io(1);
@@ -59,7 +38,7 @@ TEMPLATE_TEST_CASE("client subscribes, publishes and receives in order", "[clien
     c.stop();
 }
 
-TEST_CASE("client reports errors; permanent ones end the subscription", "[client]") {
+TEST_CASE("client reports errors and ends a subscription on a permanent one", "[client]") {
     http_options http;
     http.authorize = [](std::string_view token, action, std::string_view) -> authorization {
         return token == "good" ? authorization{{}, "t"} : authorization{error::unauthorized, {}};

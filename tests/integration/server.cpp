@@ -126,7 +126,7 @@ TEST_CASE("a malformed request closes its connection, not the others", "[server]
     CHECK(good.exchange(get("/poll/t")).status == 200);
 }
 
-TEST_CASE("a slow sender gets 408; an idle connection is closed", "[server][timeouts]") {
+TEST_CASE("a slow sender gets 408 and an idle connection is closed", "[server][timeouts]") {
     http_options http;
     http.request_timeout = 300ms;
     http.idle_timeout = 300ms;
@@ -199,7 +199,7 @@ TEST_CASE("CORS: preflight and allow-listed origins", "[server][cors]") {
     CHECK(other.header("Access-Control-Allow-Origin").empty());
 }
 
-TEST_CASE("tokens map to tenants; tenants never see each other", "[server][auth]") {
+TEST_CASE("tokens map to tenants and tenants never see each other", "[server][auth]") {
     http_options http;
     http.authorize = [](std::string_view token, action a, std::string_view topic) -> authorization {
         if (token == "alice") return {{}, "A"};

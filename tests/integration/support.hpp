@@ -55,7 +55,12 @@ struct raw_response {
 /// with a receive timeout so that a broken server fails the test, not hangs it.
 class raw_socket {
 public:
-    explicit raw_socket(std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10)) : sock_(io_) {
+    explicit raw_socket(std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                        int receive_buffer = 0)
+        : sock_(io_) {
+        sock_.open(asio::ip::tcp::v4());
+        if (receive_buffer > 0)  // before connecting, so the window stays small
+            ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
         sock_.connect({asio::ip::make_address("127.0.0.1"), port});
         timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
         ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -91,6 +96,11 @@ public:
         send(bytes);
         return read();
     }
+    /// Whatever arrives next (buffered first); empty at EOF or timeout.
+    std::string read_some() {
+        if (buf_.empty() && !fill()) return {};
+        return std::exchange(buf_, std::string{});
+    }
     /// True when the server closed the connection (reads EOF).
     bool closed_by_peer() {
         if (!buf_.empty()) return false;
@@ -98,12 +108,13 @@ public:
     }
 
 private:
+    // Plain recv(): with SO_RCVTIMEO it gives up after the timeout, where
+    // Asio's synchronous read would wait for readiness forever.
     bool fill() {
         char chunk[4096];
-        std::error_code ec;
-        const auto n = sock_.read_some(asio::buffer(chunk), ec);
-        if (ec) return false;
-        buf_.append(chunk, n);
+        const auto n = ::recv(sock_.native_handle(), chunk, sizeof chunk, 0);
+        if (n <= 0) return false;
+        buf_.append(chunk, static_cast<std::size_t>(n));
         return true;
     }
     asio::io_context io_;
@@ -126,6 +137,23 @@ inline std::string json_string(std::string_view json, std::string_view key) {
     if (p == std::string_view::npos) return {};
     p += needle.size();
     return std::string(json.substr(p, json.find('"', p) - p));
+}
+
+/// Runs `io` until `done()` or the time limit, a few milliseconds at a time.
+template <class Done>
+bool run_until(asio::io_context& io, Done done, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < end) {
+        io.run_for(std::chrono::milliseconds(5));
+        if (io.stopped()) io.restart();
+    }
+    return done();
+}
+
+/// The n of a test message {"n":<int>}, or -1.
+inline int n_of(std::string_view data) {
+    auto p = data.find("\"n\":");
+    return p == std::string_view::npos ? -1 : std::stoi(std::string(data.substr(p + 4)));
 }
 
 } // namespace courier::test

@@ -48,6 +48,7 @@ struct read_result {
     std::vector<message_ptr> messages;  // oldest first
     bool gap = false;                   // the cursor was outside the history
     std::string next;                   // resume cursor after these messages
+    std::string gap_next;               // after a gap: the cursor delivery restarted from
 };
 
 /// Broker options; designated initialisers make call sites read well:
@@ -181,6 +182,7 @@ private:
             } else {
                 after = first - 1;
                 out.gap = true;
+                out.gap_next = make_id(epoch_, after);
             }
             break;
         }

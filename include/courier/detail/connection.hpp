@@ -130,6 +130,15 @@ public:
         co_return ok && res.keep_alive;
     }
 
+    /// Starts a streamed response (SSE): CORS headers, then the head and the
+    /// first part of the body. Returns whether the write succeeded; the
+    /// caller then owns the stream until it ends the connection.
+    asio::awaitable<bool> start_stream(const http::request& req, http::response& res) {
+        http::apply_cors(ep_->opt.allow_origins, req, res);
+        res.keep_alive = false;
+        co_return co_await write_response(res);
+    }
+
     /// Writes head and body in one gathered write, under the request timeout.
     asio::awaitable<bool> write_response(const http::response& res) {
         const std::string head = res.head();

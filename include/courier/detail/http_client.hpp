@@ -94,6 +94,42 @@ public:
         co_return ec;
     }
 
+    /// Sends a GET and reads the answer's head only, for a streamed body
+    /// (SSE). The body then comes from read_body(). `idle` bounds the wait
+    /// for the head and, later, for each piece of the body.
+    asio::awaitable<std::error_code> open_stream(std::string_view target, std::string_view extra_headers,
+                                                 std::chrono::milliseconds idle, client_response& out,
+                                                 std::string& content_type) {
+        if (!watching_) {
+            watching_ = true;
+            asio::co_spawn(socket_.get_executor(), watch(shared_from_this()), asio::detached);
+        }
+        close();  // a stream always starts on a fresh connection
+        idle_ = idle;
+        deadline_.expires_after(idle);
+        auto ec = co_await send_request("GET", target, extra_headers, {});
+        if (!ec) ec = co_await read_head(out, content_type);
+        deadline_.disarm();
+        if (ec) close();
+        co_return ec;
+    }
+
+    /// The next piece of a streamed body (appended to `out`); eof at its end.
+    asio::awaitable<std::error_code> read_body(std::string& out) {
+        if (!rbuf_.empty()) {
+            out.append(rbuf_);
+            rbuf_.clear();
+            co_return std::error_code{};
+        }
+        deadline_.expires_after(idle_);
+        auto ec = co_await read_more();
+        deadline_.disarm();
+        out.append(rbuf_);
+        rbuf_.clear();
+        if (ec) close();
+        co_return ec;
+    }
+
     /// Closes the socket; a request in progress fails.
     void close() {
         std::error_code ignored;
@@ -119,7 +155,16 @@ private:
     asio::awaitable<std::error_code> exchange(std::string_view method, std::string_view target,
                                               std::string_view extra_headers, std::string_view body,
                                               client_response& out) {
+        if (auto ec = co_await send_request(method, target, extra_headers, body)) co_return ec;
+        std::string content_type;
+        if (auto ec = co_await read_head(out, content_type)) co_return ec;
+        co_return co_await read_whole_body(out);
+    }
+
+    asio::awaitable<std::error_code> send_request(std::string_view method, std::string_view target,
+                                                  std::string_view extra_headers, std::string_view body) {
         if (!socket_.is_open()) {
+            rbuf_.clear();
             asio::ip::tcp::resolver resolver(socket_.get_executor());
             auto [rec, results] = co_await resolver.async_resolve(url_.host, url_.port, nothrow_awaitable);
             if (rec) co_return rec;
@@ -141,12 +186,13 @@ private:
         head.append("\r\n");
         std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
         auto [wec, wn] = co_await asio::async_write(socket_, bufs, nothrow_awaitable);
-        if (wec) co_return wec;
-        co_return co_await read_response(out);
+        co_return wec;
     }
 
-    asio::awaitable<std::error_code> read_response(client_response& out) {
+    // Reads the status line and headers; the body stays in rbuf_.
+    asio::awaitable<std::error_code> read_head(client_response& out, std::string& content_type) {
         out = {};
+        length_.reset();
         std::size_t end;
         while ((end = rbuf_.find("\r\n\r\n")) == std::string::npos) {
             if (rbuf_.size() > max_head) co_return error::bad_response;
@@ -159,7 +205,6 @@ private:
         const auto [p, e] = std::from_chars(head.data() + 9, head.data() + 12, out.status);
         if (e != std::errc{} || p != head.data() + 12) co_return error::bad_response;
         out.keep_alive = head[7] == '1';
-        std::optional<std::size_t> length;
         std::string_view rest(head);
         rest.remove_prefix(rest.find("\r\n") + 2);
         while (!rest.empty()) {
@@ -175,20 +220,28 @@ private:
                 std::size_t n = 0;
                 const auto [q, f] = std::from_chars(value.data(), value.data() + value.size(), n);
                 if (f != std::errc{} || q != value.data() + value.size() || n > max_body) co_return error::bad_response;
-                length = n;
+                length_ = n;
             } else if (http::iequals(name, "connection")) {
                 if (http::has_token(value, "close")) out.keep_alive = false;
                 if (http::has_token(value, "keep-alive")) out.keep_alive = true;
+            } else if (http::iequals(name, "content-type")) {
+                content_type.assign(value);
             } else if (http::iequals(name, "transfer-encoding")) {
-                co_return error::bad_response;  // courier servers always send a length
+                co_return error::bad_response;  // courier servers never chunk
             }
         }
-        if (out.status == 204 || out.status == 304 || (out.status >= 100 && out.status < 200)) length = 0;
-        if (length) {
-            while (rbuf_.size() < *length)
+        if (out.status == 204 || out.status == 304 || (out.status >= 100 && out.status < 200)) length_ = 0;
+        co_return std::error_code{};
+    }
+
+public:
+    /// Reads a whole body (Content-Length, or until close) after read_head().
+    asio::awaitable<std::error_code> read_whole_body(client_response& out) {
+        if (length_) {
+            while (rbuf_.size() < *length_)
                 if (auto ec = co_await read_more()) co_return ec;
-            out.body.assign(rbuf_, 0, *length);
-            rbuf_.erase(0, *length);
+            out.body.assign(rbuf_, 0, *length_);
+            rbuf_.erase(0, *length_);
         } else {  // until the server closes
             out.keep_alive = false;
             for (;;) {
@@ -203,6 +256,7 @@ private:
         co_return std::error_code{};
     }
 
+private:
     asio::awaitable<std::error_code> read_more() {
         char chunk[8192];
         auto [ec, n] = co_await socket_.async_read_some(asio::buffer(chunk), nothrow_awaitable);
@@ -214,6 +268,8 @@ private:
     asio::ip::tcp::socket socket_;
     deadline deadline_;
     std::string rbuf_;
+    std::optional<std::size_t> length_;
+    std::chrono::milliseconds idle_{0};
     bool watching_ = false;
 };
 

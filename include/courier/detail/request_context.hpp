@@ -5,12 +5,14 @@
 #include "../http/request.hpp"
 #include "../http/response.hpp"
 #include "../options.hpp"
+#include "../core/topic.hpp"
 #include "connection.hpp"
 
 #include <asio/awaitable.hpp>
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace courier::detail {
 
@@ -39,6 +41,11 @@ inline authorization authorize(const http_options& opt, const http::request& req
 
 template <class Stream, class Broker>
 struct request_context {
+    /// The broker's subscription handle type.
+    using subscription_type = decltype(std::declval<Broker&>().subscribe(
+        std::string_view{}, std::string_view{}, std::string_view{}, std::declval<sink&>(),
+        std::declval<const asio::any_io_executor&>(), std::declval<read_result&>(), std::declval<std::error_code&>()));
+
     http_connection<Stream>& conn;
     http::request& req;
     Broker& broker;

@@ -1,0 +1,54 @@
+// courier detail: a subscriber's bounded send queue: references to shared,
+// already-encoded messages, counted in bytes. No copy of any payload.
+#pragma once
+#include "../config.hpp"
+#include "../core/message.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace courier::detail {
+
+class send_queue {
+public:
+    struct entry {
+        message_ptr msg;
+        std::uint32_t tag;    // which of the connection's subscriptions
+        std::uint32_t bytes;  // size on the wire
+    };
+
+    /// Appends unless that would pass `limit` bytes (an empty queue always
+    /// takes one entry, so an oversized message cannot wedge a subscriber).
+    bool push(message_ptr m, std::uint32_t tag, std::size_t bytes, std::size_t limit) {
+        if (!empty() && bytes_ + bytes > limit) return false;
+        items_.push_back({std::move(m), tag, static_cast<std::uint32_t>(bytes)});
+        bytes_ += bytes;
+        return true;
+    }
+    bool empty() const noexcept { return head_ == items_.size(); }
+    std::size_t size() const noexcept { return items_.size() - head_; }
+    std::size_t bytes() const noexcept { return bytes_; }
+    const entry& operator[](std::size_t i) const noexcept { return items_[head_ + i]; }
+
+    /// Drops the first `n` entries (after they were written).
+    void pop(std::size_t n) noexcept {
+        for (std::size_t i = 0; i < n; ++i) {
+            bytes_ -= items_[head_].bytes;
+            items_[head_++].msg.reset();
+        }
+        if (head_ == items_.size()) {
+            items_.clear();
+            head_ = 0;
+        } else if (head_ >= 256 && head_ * 2 >= items_.size()) {
+            items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+            head_ = 0;
+        }
+    }
+
+private:
+    std::vector<entry> items_;
+    std::size_t head_ = 0;
+    std::size_t bytes_ = 0;
+};
+
+} // namespace courier::detail
