@@ -4,6 +4,7 @@
 #   ./run.sh bench          the main job: the benchmark suite's quick run
 #   ./run.sh test           build and run every test (plain, ASan+UBSan, TSan)
 #   ./run.sh test --quick   the plain build's tests only
+#   ./run.sh fuzz [SECONDS] each libFuzzer target for SECONDS (default 600)
 #
 # Installs the Debian packages it needs when they are missing (as root, or
 # through sudo), then configures and builds under build/.
@@ -54,7 +55,25 @@ run_tests() {
         -DCOURIER_PACKAGE_TESTS=OFF -DCOURIER_HEADER_CHECK=OFF
     (cd build/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
         ctest --output-on-failure -L threads -j"$jobs" --timeout 900)
+    run_fuzz 20
     say "all tests passed"
+}
+
+# run_fuzz SECONDS: builds the libFuzzer targets with clang and runs each on
+# its seed corpus (tests/fuzz/corpus) for SECONDS.
+run_fuzz() {
+    local seconds=${1:-600}
+    say "fuzzing, ${seconds}s per target"
+    CXX=clang++ configure_build build/fuzz -DCOURIER_FUZZ=ON -DCOURIER_BUILD_TESTS=OFF \
+        -DCOURIER_BUILD_EXAMPLES=OFF -DCOURIER_BUILD_BENCHMARKS=OFF
+    for target in "$root"/build/fuzz/tests/fuzz/fuzz_*; do
+        local name=${target##*/fuzz_}
+        mkdir -p "build/fuzz/corpus/$name" "build/fuzz/crashes"
+        "$target" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix=build/fuzz/crashes/ \
+            "build/fuzz/corpus/$name" "tests/fuzz/corpus/$name" 2>"build/fuzz/$name.log" \
+            || { tail -n 40 "build/fuzz/$name.log"; say "fuzz target $name found a problem"; return 1; }
+        say "fuzz $name: $(grep -o 'number_of_executed_units: [0-9]*' "build/fuzz/$name.log" | cut -d' ' -f2) executions, no finding"
+    done
 }
 
 run_bench() {
@@ -67,5 +86,6 @@ cmd=${1:-}
 case "$cmd" in
     test)  install_packages; run_tests "$@" ;;
     bench) install_packages; run_bench "$@" ;;
-    *) echo "usage: ./run.sh bench | ./run.sh test [--quick]" >&2; exit 2 ;;
+    fuzz)  install_packages; run_fuzz "$@" ;;
+    *) echo "usage: ./run.sh bench | ./run.sh test [--quick] | ./run.sh fuzz [SECONDS]" >&2; exit 2 ;;
 esac

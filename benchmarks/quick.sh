@@ -16,17 +16,23 @@ base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$tmp/hub.log")
 echo "hub at $base"
 
 start=$(curl -sf "$base/poll/demo" | sed 's/.*"next":"\([^"]*\)".*/\1/')
-# A long poll waits while we publish through both mounts.
+# A long poll and an event stream wait while we publish through every mount.
 curl -sf "$base/lp/demo?since=$start&timeout=10" >"$tmp/lp.json" &
 lp_pid=$!
+curl -sN --max-time 2 "$base/sse/demo?since=$start" >"$tmp/sse.txt" &
+sse_pid=$!
 sleep 0.2
-for mount in poll lp; do
+for mount in poll lp sse; do
     for i in 1 2; do
         curl -sf -H 'Content-Type: application/json' -d "{\"via\":\"$mount\",\"n\":$i}" "$base/$mount/demo" >/dev/null
     done
 done
 wait "$lp_pid"
+wait "$sse_pid" || true  # curl ends the stream at --max-time
 echo "long-polling subscriber received: $(cat "$tmp/lp.json")"
+echo "SSE subscriber received:"
+grep '^data:' "$tmp/sse.txt" | sed 's/^/    /'
+
 echo "polling subscriber received:      $(curl -sf "$base/poll/demo?since=$start")"
 kill -TERM "$hub_pid"
 wait "$hub_pid" || true

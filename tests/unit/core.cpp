@@ -51,7 +51,7 @@ TEST_CASE("compact_json keeps values and removes insignificant whitespace", "[js
 
 TEST_CASE("compact_json rejects what is not one JSON value in UTF-8", "[json]") {
     for (std::string_view bad : {"", " ", "{", "}", "[1,]", "{\"a\":}", "{'a':1}", "01", "1 2", "{} {}", "nul",
-                                 "NaN", "\"\xff\"", "\"\xc3\"", "\"\xed\xa0\x80\"", R"("\ud800")", "\"a\nb\"",
+                                 "NaN", "\"\xff\"", "\"\xc3\"", "\"\xed\xa0\x80\"", R"("\ud800")", R"("\udc00")", R"({"\udddd":1})", "\"a\nb\"",
                                  "[1] x", "/* c */ 1"}) {
         INFO(bad);
         CHECK(compact(bad) == "<invalid>");

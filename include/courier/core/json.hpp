@@ -2,6 +2,7 @@
 #pragma once
 #include "../config.hpp"
 #include "../error.hpp"
+#include "utf8.hpp"
 
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
@@ -28,6 +29,12 @@ public:
     bool RawNumber(const Ch* s, rapidjson::SizeType n, bool) {
         return RawValue(s, n, rapidjson::kNumberType);
     }
+    // RapidJSON 1.1.0 decodes a lone low surrogate escape ("\udc00") into
+    // bytes that are not UTF-8; strings are checked after decoding.
+    bool String(const Ch* s, rapidjson::SizeType n, bool copy) {
+        return is_valid_utf8({s, n}) && base::String(s, n, copy);
+    }
+    bool Key(const Ch* s, rapidjson::SizeType n, bool copy) { return is_valid_utf8({s, n}) && base::Key(s, n, copy); }
     bool StartObject() { return enter() && base::StartObject(); }
     bool EndObject(rapidjson::SizeType n) { --depth_; return base::EndObject(n); }
     bool StartArray() { return enter() && base::StartArray(); }
@@ -42,6 +49,8 @@ private:
 struct depth_checker : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, depth_checker> {
     bool Default() { return true; }
     bool RawNumber(const char*, rapidjson::SizeType, bool) { return true; }
+    bool String(const char* s, rapidjson::SizeType n, bool) { return is_valid_utf8({s, n}); }
+    bool Key(const char* s, rapidjson::SizeType n, bool) { return is_valid_utf8({s, n}); }
     bool StartObject() { return ++depth <= max_json_depth; }
     bool EndObject(rapidjson::SizeType) { --depth; return true; }
     bool StartArray() { return ++depth <= max_json_depth; }
