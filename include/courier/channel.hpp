@@ -87,7 +87,8 @@ template <class Stream, class Routes>
 asio::awaitable<bool> dispatch(http_connection<Stream>& conn, http::request& req, const Routes& routes) {
     if (http::is_preflight(req)) {
         auto res = http::preflight_response(conn.options().allow_origins, req);
-        co_return co_await conn.write_response(res) && req.keep_alive();
+        const bool written = co_await conn.write_response(res);
+        co_return written && req.keep_alive();
     }
     route<Stream>* best = nullptr;
     std::string_view rest;
@@ -127,7 +128,12 @@ asio::awaitable<void> run_connection(std::shared_ptr<http_connection<Stream>> co
         req = std::move(*first);
         more = co_await dispatch(*conn, req, table(routes));
     }
-    while (more && co_await conn->next_request(req)) more = co_await dispatch(*conn, req, table(routes));
+    // No co_await inside && here: GCC 12 evaluates it even when the left
+    // side is false, which would read one request too many.
+    while (more) {
+        if (!co_await conn->next_request(req)) break;
+        more = co_await dispatch(*conn, req, table(routes));
+    }
     conn->close();
 }
 

@@ -55,7 +55,7 @@ TEST_CASE("SSE streams the retry line, then id and data per message", "[sse]") {
     CHECK(text.find("X-Accel-Buffering: no\r\n") != std::string::npos);
     CHECK(text.find("Content-Length") == std::string::npos);
     text += read_until(c, R"("data":{"a":1}})");
-    CHECK(text.find("\r\n\r\nretry: 2000\n\nid: " + std::string(first.msg->id()) + "\ndata: " +
+    CHECK(text.find("\r\n\r\nretry: 2000\n\nid: earliest\n\nid: " + std::string(first.msg->id()) + "\ndata: " +
                     std::string(first.msg->envelope()) + "\n\n") != std::string::npos);
     auto second = s.hub.publish("", "room", "[2]");
     auto live = read_until(c, "[2]}\n\n");
@@ -154,7 +154,7 @@ TEST_CASE("curl -N shows each published message as an event", "[sse][curl]") {
         while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
         ::pclose(p);
     }
-    CHECK(out.starts_with("retry: 2000\n\nid: "));
+    CHECK(out.starts_with("retry: 2000\n\nid: earliest\n\nid: "));
     CHECK(out.find(R"(data: {"id":")") != std::string::npos);
     CHECK(out.find(R"("topic":"room","data":{"text":"hello"}})") != std::string::npos);
 }
@@ -172,7 +172,7 @@ TEST_CASE("a slow SSE consumer is disconnected, the others keep their stream", "
     const std::string big = "\"" + std::string(2000, 'x') + "\"";
     for (int i = 0; i < 2000; ++i) {
         s.hub.publish("", "t", big);
-        io.poll();
+        if (i % 20 == 19) run_until(io, [&] { return got == i + 1; });  // the fast one keeps up
     }
     run_until(io, [&] { return got == 2000; });
     CAPTURE(got, s.srv.connections());
@@ -217,6 +217,21 @@ TEST_CASE("client<sse> resumes with Last-Event-ID and reports gaps", "[sse][clie
     c.stop();
     srv2.stop();
     srv2.wait();
+}
+
+TEST_CASE("a stream cut before its first message resumes from where it started", "[sse][client]") {
+    sse_server s;
+    asio::io_context io(1);
+    client<sse> c(io.get_executor(), {.url = s.url()});
+    std::vector<int> got;
+    c.subscribe("t", [&](const delivery& d) { got.push_back(n_of(d.data)); });  // from now
+    REQUIRE(run_until(io, [&] { return s.srv.connections() == 1; }));
+    io.run_for(100ms);  // the stream's start id has arrived
+    c.reconnect();
+    s.hub.publish("", "t", R"({"n":7})");  // before the new stream exists
+    REQUIRE(run_until(io, [&] { return got.size() == 1; }, 5s));
+    CHECK(got == std::vector<int>{7});
+    c.stop();
 }
 
 TEST_CASE("100,000 messages to 50 SSE clients cut at random moments: every message once, in order",

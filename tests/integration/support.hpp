@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <string>
@@ -102,9 +103,13 @@ public:
         return std::exchange(buf_, std::string{});
     }
     /// True when the server closed the connection (reads EOF).
+    /// Waits for it until the receive timeout; a timeout is not a close.
     bool closed_by_peer() {
         if (!buf_.empty()) return false;
-        return !fill();
+        char c;
+        const auto n = ::recv(sock_.native_handle(), &c, 1, 0);
+        if (n > 0) buf_.push_back(c);
+        return n == 0 || (n < 0 && errno == ECONNRESET);
     }
 
 private:

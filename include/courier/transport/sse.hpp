@@ -123,6 +123,19 @@ public:
     sink& sink_for(std::size_t topic) noexcept { return sinks_[topic]; }
     void set_cursor(std::size_t topic, std::string id) { cursors_[topic] = std::move(id); }
 
+    /// An id-only block naming where the stream starts. EventSource takes an
+    /// id from a block without data too (WHATWG: the last event ID is set
+    /// before the empty-data check), so a stream cut before its first
+    /// message still resumes from here instead of from "now".
+    void append_start_id(std::string& out) const {
+        out.append("id: ");
+        for (std::size_t t = 0; t < cursors_.size(); ++t) {
+            if (t) out.push_back('_');
+            out.append(cursors_[t]);
+        }
+        out.append("\n\n");
+    }
+
     /// Queues backlog or live messages of subscription `tag`.
     bool offer(const message_ptr& m, std::uint32_t tag) {
         if (closing_) return true;  // the stream is ending; nothing more is sent
@@ -291,6 +304,7 @@ asio::awaitable<bool> sse::serve(Ctx& ctx, const options& opt) {
         // id is where the client asked to start (or now, or past the gap).
         stream.set_cursor(i, backlogs[i].gap ? backlogs[i].gap_next : since[i].empty() ? backlogs[i].next : since[i]);
     }
+    stream.append_start_id(preamble);
     for (std::size_t i = 0; i < topics.size(); ++i)
         for (const auto& m : backlogs[i].messages) stream.enqueue_backlog(m, static_cast<std::uint32_t>(i));
     if (co_await ctx.conn.start_stream(ctx.req, res)) co_await stream.run();
