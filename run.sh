@@ -14,7 +14,8 @@ root=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(build-essential cmake pkg-config libasio-dev rapidjson-dev catch2 libssl-dev zlib1g-dev
-          clang libclang-rt-14-dev curl ca-certificates)
+          clang libclang-rt-14-dev curl ca-certificates chromium)
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 
 say() { printf '\033[1m[courier]\033[0m %s\n' "$*"; }
 
@@ -29,6 +30,14 @@ install_packages() {
     say "installing: ${missing[*]}"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The browser tests' one npm dependency (playwright-core; it drives Debian's
+# chromium and never downloads a browser).
+install_browser_deps() {
+    [ -d tests/browser/node_modules/playwright-core ] && return 0
+    say "installing playwright-core for the browser tests"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 }
 
 # configure_build DIR [cmake args...]
@@ -47,7 +56,7 @@ run_tests() {
     [ $quick -eq 1 ] && return 0
     say "AddressSanitizer + UBSan build"
     configure_build build/asan -DCOURIER_SANITIZE=ON -DCOURIER_BUILD_BENCHMARKS=OFF -DCOURIER_PACKAGE_TESTS=OFF \
-        -DCOURIER_HEADER_CHECK=OFF
+        -DCOURIER_HEADER_CHECK=OFF -DCOURIER_BROWSER_TESTS=OFF
     (cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --output-on-failure -j"$jobs" --timeout 900)
     say "ThreadSanitizer build (threaded tests)"
@@ -84,7 +93,7 @@ run_bench() {
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
-    test)  install_packages; run_tests "$@" ;;
+    test)  install_packages; install_browser_deps; run_tests "$@" ;;
     bench) install_packages; run_bench "$@" ;;
     fuzz)  install_packages; run_fuzz "$@" ;;
     *) echo "usage: ./run.sh bench | ./run.sh test [--quick] | ./run.sh fuzz [SECONDS]" >&2; exit 2 ;;
