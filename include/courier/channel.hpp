@@ -134,6 +134,7 @@ asio::awaitable<void> run_connection(std::shared_ptr<http_connection<Stream>> co
         if (!co_await conn->next_request(req)) break;
         more = co_await dispatch(*conn, req, table(routes));
     }
+    co_await conn->flush();
     conn->close();
 }
 

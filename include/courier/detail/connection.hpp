@@ -23,6 +23,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace courier::detail {
 
@@ -85,12 +86,14 @@ public:
                     co_return false;
                 }
                 if (st == http::request_parser::status::head_done) {
-                    static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-                    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(cont), nothrow_awaitable);
-                    if (ec) co_return false;
+                    out_.emplace_back("HTTP/1.1 100 Continue\r\n\r\n");
+                    if (!co_await flush()) co_return false;
                     continue;
                 }
             }
+            // Answers to pipelined requests went out together; now the
+            // socket is the only source of the next request.
+            if (!co_await flush()) co_return false;
             if (!reading && parser_.started()) {
                 reading = true;
                 deadline_.expires_after(ep_->opt.request_timeout);
@@ -120,13 +123,18 @@ public:
         }
     }
 
-    /// Writes a response to `req`: adds CORS headers and decides keep-alive.
-    /// Returns false when the connection must end afterwards.
+    /// Answers `req`: adds CORS headers and decides keep-alive. While more
+    /// pipelined bytes wait in the read buffer the answer is held, so that
+    /// the answers to a pipelined burst go out in one write (and the burst's
+    /// publishes reach subscribers in one drain). Returns false when the
+    /// connection must end afterwards.
     asio::awaitable<bool> respond(const http::request& req, http::response& res) {
         http::apply_cors(ep_->opt.allow_origins, req, res);
         res.keep_alive = res.keep_alive && req.keep_alive() && !stopping();
         if (req.method() == http::verb::head) res.head_only = true;
-        const bool ok = co_await write_response(res);
+        queue(res);
+        bool ok = true;
+        if (!res.keep_alive || rpos_ == rbuf_.size() || out_bytes_ >= max_held_bytes) ok = co_await flush();
         co_return ok && res.keep_alive;
     }
 
@@ -139,14 +147,24 @@ public:
         co_return co_await write_response(res);
     }
 
-    /// Writes head and body in one gathered write, under the request timeout.
-    asio::awaitable<bool> write_response(const http::response& res) {
-        const std::string head = res.head();
-        std::array<asio::const_buffer, 2> bufs{asio::buffer(head),
-                                              asio::buffer(res.head_only ? std::string_view{} : std::string_view(res.body()))};
+    /// Writes a response now (after any answers still held).
+    asio::awaitable<bool> write_response(http::response& res) {
+        queue(res);
+        co_return co_await flush();
+    }
+
+    /// Writes every held answer in one gathered write, under the request
+    /// timeout. Call before waiting on anything but the socket.
+    asio::awaitable<bool> flush() {
+        if (out_.empty()) co_return true;
+        std::vector<asio::const_buffer> bufs;
+        bufs.reserve(out_.size());
+        for (const auto& piece : out_) bufs.push_back(asio::buffer(piece));
         deadline_.expires_after(ep_->opt.request_timeout);
         auto [ec, n] = co_await asio::async_write(stream_, bufs, nothrow_awaitable);
         deadline_.disarm();
+        out_.clear();
+        out_bytes_ = 0;
         co_return !ec;
     }
 
@@ -179,6 +197,17 @@ public:
 
 private:
     static constexpr std::size_t read_chunk = 4096;
+    static constexpr std::size_t max_held_bytes = 64 * 1024;
+
+    // Holds a response's head and body (moved, not copied) until flush().
+    void queue(http::response& res) {
+        out_.push_back(res.head());
+        out_bytes_ += out_.back().size();
+        if (!res.head_only && !res.body().empty()) {
+            out_bytes_ += res.body().size();
+            out_.push_back(std::move(res.body()));
+        }
+    }
 
     // Cancels what the connection waits for when its deadline passes: the
     // reader then answers 408 (mid-request) or just closes (idle).
@@ -195,6 +224,8 @@ private:
     http::request_parser parser_;
     std::string rbuf_;
     std::size_t rpos_ = 0;
+    std::vector<std::string> out_;  // answers held for one gathered write
+    std::size_t out_bytes_ = 0;
     deadline deadline_;
     asio::steady_timer wait_timer_;
     bool registered_ = false;
