@@ -13,6 +13,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <atomic>
 #include <memory>
@@ -133,12 +134,18 @@ private:
 
     asio::awaitable<void> accept_loop() {
         std::size_t next = 0;
+        asio::steady_timer pause(*lanes_[0]);
         for (;;) {
             auto& lane = *lanes_[next++ % lanes_.size()];
             auto [ec, sock] = co_await acceptor_->async_accept(lane, detail::nothrow_awaitable);
             if (ec) {
                 if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
-                continue;  // e.g. EMFILE: keep serving the connections we have
+                // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS): keep
+                // serving the connections we have and retry shortly, rather
+                // than spinning on an accept that fails at once.
+                pause.expires_after(std::chrono::milliseconds(50));
+                co_await pause.async_wait(detail::nothrow_awaitable);
+                continue;
             }
             std::error_code ignored;
             sock.set_option(asio::ip::tcp::no_delay(true), ignored);

@@ -74,6 +74,37 @@ TEST_CASE("a long poll times out with an empty list and next = since", "[server]
     CHECK(c.exchange(get("/lp/t?timeout=-1")).status == 400);
 }
 
+TEST_CASE("a client that leaves during a held long poll is let go at once", "[server][long-poll]") {
+    hub_server s;
+    {
+        raw_socket c(s.srv.port());
+        c.send(get("/lp/t?timeout=60"));
+        const auto end = std::chrono::steady_clock::now() + 5s;
+        while (s.srv.connections() != 1 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(5ms);
+        REQUIRE(s.srv.connections() == 1);
+    }  // the client closes its socket
+    const auto t0 = std::chrono::steady_clock::now();
+    while (s.srv.connections() != 0 && std::chrono::steady_clock::now() - t0 < 5s) std::this_thread::sleep_for(5ms);
+    CHECK(s.srv.connections() == 0);  // not after the 60 s timeout
+}
+
+TEST_CASE("a request pipelined behind a held long poll is answered after it", "[server][long-poll]") {
+    hub_server s;
+    raw_socket c(s.srv.port());
+    const auto since = json_string(c.exchange(get("/poll/t")).body, "next");
+    c.send(get("/lp/t?since=" + since + "&timeout=20"));
+    std::this_thread::sleep_for(50ms);
+    c.send(get("/poll/other"));  // arrives while the poll is held
+    std::this_thread::sleep_for(50ms);
+    raw_socket publisher(s.srv.port());
+    publisher.exchange(post("/poll/t", "[1]"));
+    auto held = c.read();
+    auto next = c.read();
+    CHECK(held.body.find(R"("data":[1])") != std::string::npos);
+    CHECK(next.status == 200);
+    CHECK(next.body.starts_with(R"({"messages":[],"next":")"));
+}
+
 TEST_CASE("a long poll answers a burst in one response", "[server][long-poll]") {
     hub_server s;
     raw_socket c(s.srv.port());

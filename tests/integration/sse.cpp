@@ -48,7 +48,7 @@ TEST_CASE("SSE streams the retry line, then id and data per message", "[sse]") {
     auto first = s.hub.publish("", "room", R"({"a":1})");
     raw_socket c(s.srv.port());
     c.send(get("/sse/room?since=earliest"));
-    auto text = read_until(c, "\n\n\n");  // head + retry block
+    auto text = read_until(c, "retry: 2000\n\n");  // head + retry block
     CHECK(text.starts_with("HTTP/1.1 200 OK\r\n"));
     CHECK(text.find("Content-Type: text/event-stream\r\n") != std::string::npos);
     CHECK(text.find("Cache-Control: no-cache\r\n") != std::string::npos);

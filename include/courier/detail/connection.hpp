@@ -13,6 +13,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/detached.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
@@ -107,10 +108,7 @@ public:
                 rpos_ = 0;
             }
             idle_ = !reading;
-            const auto old = rbuf_.size();
-            rbuf_.resize(old + read_chunk);
-            auto [ec, n] = co_await stream_.async_read_some(asio::buffer(rbuf_.data() + old, read_chunk), nothrow_awaitable);
-            rbuf_.resize(old + n);
+            auto ec = co_await read_some();
             idle_ = false;
             if (ec) {
                 if (timed_out_ && parser_.started()) {
@@ -168,8 +166,30 @@ public:
         co_return !ec;
     }
 
+    /// Frees the read buffer when nothing is left in it (before a connection
+    /// waits for long: idle, a held poll, a stream).
+    void release_buffers() {
+        if (rpos_ != rbuf_.size()) return;
+        rbuf_.clear();
+        rbuf_.shrink_to_fit();
+        rpos_ = 0;
+        if (out_.empty()) out_.shrink_to_fit();
+    }
+
     /// A timer a channel may wait on (long polling). request_stop() cancels it.
     asio::steady_timer& wait_timer() noexcept { return wait_timer_; }
+
+    /// Holds the current request until wait_timer() fires or is cancelled,
+    /// watching the socket meanwhile: bytes of pipelined requests are kept
+    /// for later, and a peer that hangs up ends the hold at once. Returns
+    /// false when the peer is gone (the connection should end).
+    asio::awaitable<bool> hold() {
+        using namespace asio::experimental::awaitable_operators;
+        if (!co_await flush()) co_return false;  // answers held for earlier pipelined requests
+        peer_gone_ = false;
+        co_await (wait_timer_.async_wait(nothrow_awaitable) || read_until_hangup());
+        co_return !peer_gone_;
+    }
 
     /// Closes the socket; pending operations complete with errors.
     void close() {
@@ -197,6 +217,41 @@ public:
 
 private:
     static constexpr std::size_t read_chunk = 4096;
+
+    // Waits for the socket to become readable with no buffer, then reads
+    // into one. An idle connection therefore holds no read buffer at all:
+    // the 4 KiB would otherwise be most of its memory.
+    asio::awaitable<std::error_code> read_some() {
+        if (rpos_ == rbuf_.size()) release_buffers();
+        if (rbuf_.empty()) {
+            auto [wec] = co_await stream_.async_wait(asio::socket_base::wait_read, nothrow_awaitable);
+            if (wec) co_return wec;
+        }
+        const auto old = rbuf_.size();
+        rbuf_.resize(old + read_chunk);
+        auto [ec, n] = co_await stream_.async_read_some(asio::buffer(rbuf_.data() + old, read_chunk), nothrow_awaitable);
+        rbuf_.resize(old + n);
+        co_return ec;
+    }
+
+    asio::awaitable<void> read_until_hangup() {
+        for (;;) {
+            if (rpos_ == rbuf_.size()) {
+                rbuf_.clear();
+                rpos_ = 0;
+            }
+            // A peer that piles up more than a request's worth of bytes
+            // while held is not a client worth holding for.
+            if (rbuf_.size() - rpos_ > ep_->opt.limits.head + ep_->opt.limits.body) {
+                peer_gone_ = true;
+                co_return;
+            }
+            if (auto ec = co_await read_some()) {
+                peer_gone_ = ec != asio::error::operation_aborted;
+                co_return;
+            }
+        }
+    }
     static constexpr std::size_t max_held_bytes = 64 * 1024;
 
     // Holds a response's head and body (moved, not copied) until flush().
@@ -233,6 +288,7 @@ private:
     bool timed_out_ = false;
     bool closed_ = false;
     bool stop_requested_ = false;
+    bool peer_gone_ = false;
 };
 
 } // namespace courier::detail

@@ -78,9 +78,8 @@ struct long_polling {
         auto sub = ctx.broker.subscribe(grant.tenant, ctx.topic, r.next, waiter, ctx.conn.executor(), backlog, ec);
         if (ec) co_return co_await ctx.fail(ec);
         if (backlog.messages.empty() && !backlog.gap) {
-            if (!co_await ctx.conn.flush()) co_return false;  // answers held for earlier pipelined requests
             timer.expires_after(timeout);
-            co_await timer.async_wait(detail::nothrow_awaitable);
+            if (!co_await ctx.conn.hold()) co_return false;  // the client left
         }
         sub.reset();
         if (waiter.woken() || !backlog.messages.empty() || backlog.gap) {

@@ -307,7 +307,10 @@ asio::awaitable<bool> sse::serve(Ctx& ctx, const options& opt) {
     stream.append_start_id(preamble);
     for (std::size_t i = 0; i < topics.size(); ++i)
         for (const auto& m : backlogs[i].messages) stream.enqueue_backlog(m, static_cast<std::uint32_t>(i));
-    if (co_await ctx.conn.start_stream(ctx.req, res)) co_await stream.run();
+    if (co_await ctx.conn.start_stream(ctx.req, res)) {
+        ctx.conn.release_buffers();
+        co_await stream.run();
+    }
     co_return false;
 }
 
