@@ -107,9 +107,18 @@ public:
         std::error_code ec;
         const auto c = check(topic, since, ec);
         if (ec) return ec;
-        auto t = find_or_create(tenant, topic, ec);
-        if (t) t->read(c, opt_.max_batch, out);
-        return ec;
+        if (auto t = find(tenant, topic)) {
+            t->read(c, opt_.max_batch, out);
+            return {};
+        }
+        // A topic nobody published to or subscribed to is not created by
+        // reading it (a reader of random names must not fill the broker).
+        // "earliest" is the right cursor: everything published from now on.
+        // A position cursor came from an earlier life of the topic: a gap.
+        out.next = "earliest";
+        out.gap = c.where == cursor::kind::position;
+        if (out.gap) out.gap_next = "earliest";
+        return {};
     }
 
     /// Subscribes `target` on the lane `lane` (call this on that lane). Every
@@ -142,15 +151,28 @@ private:
     };
     static constexpr std::size_t shard_count = 32;
 
-    std::shared_ptr<detail::topic> find_or_create(std::string_view tenant, std::string_view name,
-                                                  std::error_code& ec) {
-        // The key keeps tenants apart: "<tenant>\x1f<topic>", and '\x1f' is
-        // never part of a topic name.
+    // The key keeps tenants apart: "<tenant>\x1f<topic>", and '\x1f' is
+    // never part of a topic name.
+    static const std::string& key_of(std::string_view tenant, std::string_view name) {
         thread_local std::string key;
         key.assign(tenant).push_back('\x1f');
         key.append(name);
-        const auto h = string_hash{}(key);
-        auto& sh = shards_[h % shard_count];
+        return key;
+    }
+    shard& shard_of(const std::string& key) { return shards_[string_hash{}(key) % shard_count]; }
+
+    std::shared_ptr<detail::topic> find(std::string_view tenant, std::string_view name) {
+        const auto& key = key_of(tenant, name);
+        auto& sh = shard_of(key);
+        std::lock_guard lock(sh.mu);
+        auto it = sh.topics.find(std::string_view(key));
+        return it == sh.topics.end() ? nullptr : it->second;
+    }
+
+    std::shared_ptr<detail::topic> find_or_create(std::string_view tenant, std::string_view name,
+                                                  std::error_code& ec) {
+        const auto& key = key_of(tenant, name);
+        auto& sh = shard_of(key);
         std::lock_guard lock(sh.mu);
         if (auto it = sh.topics.find(std::string_view(key)); it != sh.topics.end()) return it->second;
         if (topics_.fetch_add(1) >= opt_.max_topics) {

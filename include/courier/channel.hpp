@@ -124,17 +124,20 @@ asio::awaitable<void> run_connection(std::shared_ptr<http_connection<Stream>> co
     }
     http::request req;
     bool more = true;
-    if (first) {
-        req = std::move(*first);
-        more = co_await dispatch(*conn, req, table(routes));
-    }
+    if (first) req = std::move(*first);
     // No co_await inside && here: GCC 12 evaluates it even when the left
     // side is false, which would read one request too many.
-    while (more) {
-        if (!co_await conn->next_request(req)) break;
-        more = co_await dispatch(*conn, req, table(routes));
+    try {
+        if (first) more = co_await dispatch(*conn, req, table(routes));
+        while (more) {
+            if (!co_await conn->next_request(req)) break;
+            more = co_await dispatch(*conn, req, table(routes));
+        }
+        co_await conn->flush();
+    } catch (...) {
+        // An authorizer that throws, or bad_alloc: this connection ends, the
+        // server goes on. Closing releases the watchdog and the slot.
     }
-    co_await conn->flush();
     conn->close();
 }
 

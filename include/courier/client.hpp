@@ -288,8 +288,9 @@ public:
     client& operator=(const client&) = delete;
     ~client() { stop(); }
 
-    /// Called before the messages that follow a gap; `next` is a cursor after
-    /// which delivery continues without loss.
+    /// Called before the messages that follow a gap. `next` is the cursor
+    /// the server gave with the gap: for SSE where delivery restarted, for
+    /// polling and long polling the cursor after the answer that reported it.
     void on_gap(gap_handler h) { state_->on_gap = std::move(h); }
     /// Called on every failed request: transient ones are retried with
     /// backoff; permanent ones (400, 401, 403, 404) end that subscription.
@@ -361,7 +362,8 @@ private:
         if (c->stopped) co_return std::pair{std::error_code(asio::error::operation_aborted), std::string{}};
         if (!is_valid_topic(topic)) co_return std::pair{std::error_code(error::invalid_topic), std::string{}};
         std::shared_ptr<detail::http_client_conn> conn;
-        if (!c->idle.empty()) {
+        const bool reused = !c->idle.empty();
+        if (reused) {
             conn = std::move(c->idle.back());
             c->idle.pop_back();
         } else {
@@ -370,6 +372,14 @@ private:
         detail::client_response res;
         const auto path = c->url.path + "/" + topic;
         auto ec = co_await conn->request("POST", path, c->auth_header, json, c->opt.request_timeout, res);
+        // A kept-alive connection the server closed while it sat idle fails
+        // at once, before any answer: the server never saw the request, so
+        // it is sent again on a fresh connection (once).
+        if (reused && (ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe)) {
+            conn->shutdown();
+            conn = std::make_shared<detail::http_client_conn>(c->ex, c->url);
+            ec = co_await conn->request("POST", path, c->auth_header, json, c->opt.request_timeout, res);
+        }
         std::string id;
         if (!ec && res.status != 200) ec = detail::error_from_body(res.status, res.body);
         if (!ec) {

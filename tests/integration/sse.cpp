@@ -113,6 +113,12 @@ TEST_CASE("SSE carries several topics with a cursor per topic in the id", "[sse]
     const auto composite = std::string(a1->id()) + "_" + std::string(b1->id());
     REQUIRE(text.find("id: " + composite + "\ndata: " + std::string(b1->envelope())) != std::string::npos);
 
+    // One "earliest" stands for every topic of the stream.
+    raw_socket all(s.srv.port());
+    all.send(get("/sse?topic=a&topic=b&since=earliest"));
+    auto everything = read_until(all, R"("topic":"b","data":2})");
+    CHECK(everything.find(R"("topic":"a","data":1})") != std::string::npos);
+
     // Resuming from the composite id loses nothing and repeats nothing.
     auto a2 = s.hub.publish("", "a", "3").msg;
     raw_socket r(s.srv.port());

@@ -152,12 +152,14 @@ TEST_CASE("broker publish assigns strictly increasing ids per topic", "[broker]"
 TEST_CASE("broker read from a cursor, with history limits and gaps", "[broker]") {
     broker hub{{.history = 3, .max_batch = 2}};
     read_result start;
-    REQUIRE_FALSE(hub.read("", "t", "", start));
+    REQUIRE_FALSE(hub.read("", "t", "", start));  // a topic nobody used: not created by reading
     CHECK(start.messages.empty());
     CHECK_FALSE(start.gap);
-    const std::string origin = start.next;
+    CHECK(start.next == "earliest");
+    CHECK(hub.topic_count() == 0);
 
-    for (int i = 1; i <= 5; ++i) hub.publish("", "t", std::to_string(i));
+    const std::string origin(hub.publish("", "t", "1").msg->id());  // seq 1
+    for (int i = 2; i <= 5; ++i) hub.publish("", "t", std::to_string(i));
 
     SECTION("from now returns nothing and the current cursor") {
         read_result r;
@@ -207,6 +209,17 @@ TEST_CASE("broker read from a cursor, with history limits and gaps", "[broker]")
         CHECK(hub.read("", "t", "not a cursor", r) == error::invalid_cursor);
         CHECK(hub.read("", "bad/topic", "", r) == error::invalid_topic);
     }
+}
+
+TEST_CASE("reading a topic that does not exist", "[broker]") {
+    broker hub;
+    read_result fresh, old;
+    hub.read("", "never", "earliest", fresh);
+    CHECK_FALSE(fresh.gap);
+    CHECK(fresh.next == "earliest");
+    hub.read("", "never", "abcdefgh-7", old);  // a cursor from an earlier life
+    CHECK(old.gap);
+    CHECK(hub.topic_count() == 0);
 }
 
 TEST_CASE("broker history age limit", "[broker]") {

@@ -149,6 +149,7 @@ TEST_CASE("parser errors are the ones PROTOCOL.md names", "[parser]") {
              "GET / HTTP/1.1\nHost: h\n\n\r\n\r\n",                                      // bare LF
              "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",  // conflicting
              "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+             "POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\nTransfer-Encoding: chunked\r\n\r\n",  // empty length
              "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1x\r\n\r\n",
              "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",  // smuggling
              "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",

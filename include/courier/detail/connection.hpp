@@ -158,11 +158,21 @@ public:
         std::vector<asio::const_buffer> bufs;
         bufs.reserve(out_.size());
         for (const auto& piece : out_) bufs.push_back(asio::buffer(piece));
-        deadline_.expires_after(ep_->opt.request_timeout);
-        auto [ec, n] = co_await asio::async_write(stream_, bufs, nothrow_awaitable);
-        deadline_.disarm();
+        const bool ok = co_await write_bounded(bufs);
         out_.clear();
         out_bytes_ = 0;
+        co_return ok;
+    }
+
+    /// Writes `bufs` within the request timeout: a peer that stops reading
+    /// cannot hold a write (and so the connection, and a server stop)
+    /// forever. The deadline that was running before is restored after.
+    template <class Buffers>
+    asio::awaitable<bool> write_bounded(const Buffers& bufs) {
+        const auto previous = deadline_.at();
+        deadline_.expires_after(ep_->opt.request_timeout);
+        auto [ec, n] = co_await asio::async_write(stream_, bufs, nothrow_awaitable);
+        deadline_.expires_at(previous);
         co_return !ec;
     }
 
@@ -183,9 +193,10 @@ public:
     /// watching the socket meanwhile: bytes of pipelined requests are kept
     /// for later, and a peer that hangs up ends the hold at once. Returns
     /// false when the peer is gone (the connection should end).
+    /// Call flush() first, then check that nothing woke the request
+    /// meanwhile: a cancel() before the wait starts is lost.
     asio::awaitable<bool> hold() {
         using namespace asio::experimental::awaitable_operators;
-        if (!co_await flush()) co_return false;  // answers held for earlier pipelined requests
         peer_gone_ = false;
         co_await (wait_timer_.async_wait(nothrow_awaitable) || read_until_hangup());
         co_return !peer_gone_;
@@ -228,9 +239,19 @@ private:
             if (wec) co_return wec;
         }
         const auto old = rbuf_.size();
+        std::size_t n = 0;
+        // Asio throws operation_aborted at a co_await once the coroutine was
+        // cancelled (the other side of an `||` won); the buffer must not keep
+        // the unread tail then.
+        struct trim_tail {
+            std::string& buf;
+            std::size_t keep;
+            const std::size_t& got;
+            ~trim_tail() { buf.resize(keep + got); }
+        } trim{rbuf_, old, n};
         rbuf_.resize(old + read_chunk);
-        auto [ec, n] = co_await stream_.async_read_some(asio::buffer(rbuf_.data() + old, read_chunk), nothrow_awaitable);
-        rbuf_.resize(old + n);
+        auto [ec, got] = co_await stream_.async_read_some(asio::buffer(rbuf_.data() + old, read_chunk), nothrow_awaitable);
+        n = got;
         co_return ec;
     }
 

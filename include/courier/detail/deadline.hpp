@@ -25,6 +25,7 @@ public:
     }
     void expires_after(clock::duration d) { expires_at(clock::now() + d); }
     void disarm() noexcept { at_ = clock::time_point::max(); }
+    clock::time_point at() const noexcept { return at_; }
     /// Ends watch().
     void close() {
         closed_ = true;

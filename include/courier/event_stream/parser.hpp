@@ -27,14 +27,16 @@ public:
     /// memory for a hostile or broken server.
     static constexpr std::size_t default_max_line = 1 << 20;
 
-    explicit parser(std::size_t max_line = default_max_line) : max_line_(max_line) {}
+    /// An event's data is bounded too: four lines' worth.
+    explicit parser(std::size_t max_line = default_max_line) : max_line_(max_line), max_event_(4 * max_line) {}
 
     /// Parses `bytes`, calling on_event(const event&) for each dispatched
-    /// event. Returns false when a line is over the limit (then the stream
-    /// should be dropped).
+    /// event. Returns false when a line, or an event's data, is over the
+    /// limit (then the stream should be dropped).
     template <class OnEvent>
     bool feed(std::string_view bytes, OnEvent&& on_event) {
         for (std::size_t i = 0; i < bytes.size(); ++i) {
+            if (data_.size() > max_event_) return false;  // data lines with no end of event
             const char c = bytes[i];
             if (after_cr_) {
                 after_cr_ = false;
@@ -130,6 +132,7 @@ private:
     }
 
     std::size_t max_line_;
+    std::size_t max_event_;
     std::string line_;
     std::string data_;
     std::string type_;

@@ -342,7 +342,8 @@ private:
             req_.headers_.push_back({name, value});
 
             if (iequals(name, "content-length")) {
-                if (!content_length.empty() && content_length != value) return fail(error::bad_request);
+                if (value.empty() || (!content_length.empty() && content_length != value))
+                    return fail(error::bad_request);
                 content_length = value;
             } else if (iequals(name, "transfer-encoding")) {
                 if (!transfer_encoding.empty()) return fail(error::not_implemented);

@@ -138,6 +138,7 @@ private:
 /// An error response with the JSON body of PROTOCOL.md.
 inline response error_response(error e, std::string_view message = {}) {
     response r(http_status(e));
+    if (r.status() == 401) r.set("WWW-Authenticate", "Bearer");  // RFC 9110, 11.6.1
     r.json(error_body(e, message));
     return r;
 }

@@ -78,8 +78,13 @@ struct long_polling {
         auto sub = ctx.broker.subscribe(grant.tenant, ctx.topic, r.next, waiter, ctx.conn.executor(), backlog, ec);
         if (ec) co_return co_await ctx.fail(ec);
         if (backlog.messages.empty() && !backlog.gap) {
-            timer.expires_after(timeout);
-            if (!co_await ctx.conn.hold()) co_return false;  // the client left
+            // Answers held for earlier pipelined requests go first; a wake or
+            // a stop during that write must not be lost, so check after it.
+            if (!co_await ctx.conn.flush()) co_return false;
+            if (!waiter.woken() && !ctx.conn.stopping()) {
+                timer.expires_after(timeout);
+                if (!co_await ctx.conn.hold()) co_return false;  // the client left
+            }
         }
         sub.reset();
         if (waiter.woken() || !backlog.messages.empty() || backlog.gap) {

@@ -91,8 +91,8 @@ inline std::error_code split_cursor(std::string_view cursor, std::size_t topics,
     out.assign(topics, std::string{});
     if (cursor.empty()) return {};
     if (cursor.size() > topics * (max_id_length + 1)) return error::invalid_cursor;
-    if (topics == 1) {
-        out[0].assign(cursor);
+    if (topics == 1 || cursor == "earliest") {  // "earliest" stands for every topic
+        for (auto& part : out) part.assign(cursor);
         return {};
     }
     std::size_t i = 0;
@@ -140,13 +140,17 @@ public:
     bool offer(const message_ptr& m, std::uint32_t tag) {
         if (closing_) return true;  // the stream is ending; nothing more is sent
         const std::size_t bytes = sse::encoded(*m).size();
-        if (!queue_.push(m, tag, bytes, opt_.queue_bytes)) return false;
+        if (!queue_.push(m, tag, bytes, opt_.queue_bytes + backlog_bytes_)) return false;
         if (waiting_) conn_.wait_timer().cancel();
         return true;
     }
     /// The backlog is bounded by the history and always taken whole.
+    /// The limit for live messages then grows by the backlog's size, so a
+    /// resume with a large backlog is not mistaken for a slow consumer.
     void enqueue_backlog(const message_ptr& m, std::uint32_t tag) {
-        queue_.push(m, tag, sse::encoded(*m).size(), static_cast<std::size_t>(-1));
+        const std::size_t bytes = sse::encoded(*m).size();
+        queue_.push(m, tag, bytes, static_cast<std::size_t>(-1));
+        backlog_bytes_ += bytes;
     }
     // Closing the socket also aborts a write stuck on a peer that stopped
     // reading; the client resumes from its last id.
@@ -187,8 +191,7 @@ private:
                 if (closing_ || !queue_.empty() || conn_.stopping()) continue;
                 if (std::chrono::steady_clock::now() < last_write + opt_.keepalive) continue;
                 static constexpr std::string_view keepalive = ": keepalive\n\n";
-                auto [ec, n] = co_await asio::async_write(conn_.stream(), asio::buffer(keepalive), nothrow_awaitable);
-                if (ec) co_return;
+                if (!co_await conn_.write_bounded(asio::buffer(keepalive))) co_return;
                 last_write = std::chrono::steady_clock::now();
                 continue;
             }
@@ -210,10 +213,12 @@ private:
                 bufs.push_back(asio::buffer(std::string_view(block).substr(data_at)));
                 ++line;
             }
-            auto [ec, n] = co_await asio::async_write(conn_.stream(), bufs, nothrow_awaitable);
-            if (ec) co_return;
+            // After a stop request, what is queued now is the last write.
+            const bool last = conn_.stopping();
+            if (!co_await conn_.write_bounded(bufs)) co_return;
             queue_.pop(count);
             last_write = std::chrono::steady_clock::now();
+            if (last) co_return;
         }
     }
 
@@ -254,6 +259,7 @@ private:
     send_queue queue_;
     std::string scratch_;
     std::vector<std::size_t> id_lines_;
+    std::size_t backlog_bytes_ = 0;
     bool waiting_ = false;
     bool closing_ = false;
 };
