@@ -39,7 +39,7 @@ public:
 
     http_connection(Stream stream, std::shared_ptr<endpoint_state> ep)
         : stream_(std::move(stream)), ep_(std::move(ep)), parser_(ep_->opt.limits),
-          deadline_(stream_.get_executor()), wait_timer_(stream_.get_executor()) {}
+          deadline_(stream_.get_executor(), ep_->opt.request_timeout), wait_timer_(stream_.get_executor()) {}
 
     ~http_connection() {
         if (registered_) ep_->remove(this);

@@ -9,6 +9,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 
 namespace courier::detail {
@@ -17,7 +18,12 @@ class deadline {
 public:
     using clock = std::chrono::steady_clock;
 
-    explicit deadline(const asio::any_io_executor& ex) : timer_(ex) {}
+    /// While no deadline is set the watch still wakes every `period`: then a
+    /// new deadline `period` or more ahead is always later than the timer's
+    /// expiry and costs no timer operation (a connection sets one for every
+    /// write and read). Only a deadline sooner than that re-arms the timer.
+    explicit deadline(const asio::any_io_executor& ex, clock::duration period = std::chrono::seconds(10))
+        : timer_(ex), period_(period) {}
 
     void expires_at(clock::time_point t) {
         at_ = t;
@@ -37,7 +43,7 @@ public:
     template <class F>
     asio::awaitable<void> watch(F on_expire) {
         while (!closed_) {
-            timer_.expires_at(at_);
+            timer_.expires_at(std::min(at_, clock::now() + period_));
             co_await timer_.async_wait(nothrow_awaitable);
             if (closed_) break;
             if (at_ <= clock::now()) {
@@ -49,6 +55,7 @@ public:
 
 private:
     asio::steady_timer timer_;
+    clock::duration period_;
     clock::time_point at_ = clock::time_point::max();
     bool closed_ = false;
 };
