@@ -101,14 +101,15 @@ public:
     }
 
     /// Retained messages after `since` (empty: start from now), at most the
-    /// configured batch. Errors: invalid_topic, invalid_cursor, too_many_topics.
+    /// configured batch in count and bytes. Errors: invalid_topic,
+    /// invalid_cursor.
     std::error_code read(std::string_view tenant, std::string_view topic, std::string_view since,
                          read_result& out) {
         std::error_code ec;
         const auto c = check(topic, since, ec);
         if (ec) return ec;
         if (auto t = find(tenant, topic)) {
-            t->read(c, opt_.max_batch, out);
+            t->read(c, opt_.max_batch, opt_.max_batch_bytes, out);
             return {};
         }
         // A topic nobody published to or subscribed to is not created by

@@ -211,6 +211,23 @@ TEST_CASE("broker read from a cursor, with history limits and gaps", "[broker]")
     }
 }
 
+TEST_CASE("a poll batch is bounded in bytes, and never empty", "[broker]") {
+    broker hub{{.max_batch_bytes = 100}};
+    const std::string big = "\"" + std::string(150, 'x') + "\"";
+    for (int i = 0; i < 3; ++i) hub.publish("", "t", R"({"n":1})");
+    hub.publish("", "t", big);
+    read_result small;
+    hub.read("", "t", "earliest", small);
+    CHECK(small.messages.size() == 2);  // 2 x 47 bytes fit in 100, the third does not
+    read_result rest;
+    hub.read("", "t", small.next, rest);
+    CHECK(rest.messages.size() == 1);
+    read_result huge;
+    hub.read("", "t", rest.next, huge);
+    REQUIRE(huge.messages.size() == 1);  // one message over the cap still goes out alone
+    CHECK(huge.messages[0]->data() == big);
+}
+
 TEST_CASE("reading a topic that does not exist", "[broker]") {
     broker hub;
     read_result fresh, old;

@@ -58,6 +58,7 @@ struct broker_options {
     std::chrono::milliseconds max_age{0};       // 0: no age limit
     std::size_t max_topics = 100'000;           // per broker, over all tenants
     std::size_t max_batch = 1000;               // messages per poll answer
+    std::size_t max_batch_bytes = 1 << 20;      // and bytes (at least one message)
 };
 
 namespace detail {
@@ -105,11 +106,12 @@ public:
         return m;
     }
 
-    /// Messages after `c`, at most `max` (0: no limit).
-    void read(const cursor& c, std::size_t max, read_result& out) {
+    /// Messages after `c`: at most `max` (0: no limit), and no more than
+    /// `max_bytes` of envelopes unless that would be none at all.
+    void read(const cursor& c, std::size_t max, std::size_t max_bytes, read_result& out) {
         std::lock_guard lock(mu_);
         trim_expired(message::clock::now());
-        collect(c, max, out);
+        collect(c, max, max_bytes, out);
     }
 
     /// Registers `target` on the lane `ex`. Must be called on that lane.
@@ -123,7 +125,7 @@ public:
         {
             std::lock_guard lock(mu_);
             trim_expired(message::clock::now());
-            collect(c, 0, backlog);
+            collect(c, 0, 0, backlog);
             slot = slot_for(ex);
             if (slot->count++ == 0) slot->delivered_seq = last_seq_;
             st->last_seq = last_seq_;
@@ -167,7 +169,7 @@ private:
             history_.pop_front();
     }
 
-    void collect(const cursor& c, std::size_t max, read_result& out) const {
+    void collect(const cursor& c, std::size_t max, std::size_t max_bytes, read_result& out) const {
         const std::uint64_t first = first_seq();
         std::uint64_t after = last_seq_;
         switch (c.where) {
@@ -189,7 +191,16 @@ private:
         std::uint64_t last = last_seq_;
         if (max != 0 && last - after > max) last = after + max;
         out.messages.reserve(out.messages.size() + (last - after));
-        for (std::uint64_t s = after + 1; s <= last; ++s) out.messages.push_back(history_[s - first]);
+        std::size_t bytes = 0;
+        for (std::uint64_t s = after + 1; s <= last; ++s) {
+            const auto& m = history_[s - first];
+            bytes += m->envelope().size();
+            if (max_bytes != 0 && bytes > max_bytes && s != after + 1) {
+                last = s - 1;  // the rest comes with the next poll
+                break;
+            }
+            out.messages.push_back(m);
+        }
         out.next = make_id(epoch_, last);
     }
 
