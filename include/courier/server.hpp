@@ -73,7 +73,7 @@ public:
             if (r->prefix() == ch.prefix()) throw std::invalid_argument("courier: prefix already mounted: " + ch.prefix());
         ch.broker_ = &broker_;
         ch.endpoint_ = endpoint_;
-        mutable_routes().push_back(std::make_shared<detail::adopted_route<channel<T, B>>>(std::move(ch)));
+        routes_->push_back(std::make_shared<detail::adopted_route<channel<T, B>>>(std::move(ch)));
         return *this;
     }
 
@@ -127,10 +127,9 @@ private:
 
     void init() {
         endpoint_ = std::make_shared<detail::endpoint_state>(opt_.http);
-        routes_ = std::make_shared<const route_table>();
+        routes_ = std::make_shared<route_table>();
     }
 
-    route_table& mutable_routes() { return const_cast<route_table&>(*routes_); }
 
     asio::awaitable<void> accept_loop() {
         std::size_t next = 0;
@@ -151,7 +150,9 @@ private:
             sock.set_option(asio::ip::tcp::no_delay(true), ignored);
             auto conn = std::make_shared<detail::http_connection<socket>>(std::move(sock), endpoint_);
             auto ex = conn->executor();
-            asio::co_spawn(ex, detail::run_connection(std::move(conn), routes_), asio::detached);
+            // Read-only from here on: mount() is refused once started.
+            asio::co_spawn(ex, detail::run_connection(std::move(conn), std::shared_ptr<const route_table>(routes_)),
+                           asio::detached);
         }
     }
 
@@ -163,7 +164,7 @@ private:
     std::vector<std::thread> threads_;
     std::optional<asio::ip::tcp::acceptor> acceptor_;
     std::shared_ptr<detail::endpoint_state> endpoint_;
-    std::shared_ptr<const route_table> routes_;
+    std::shared_ptr<route_table> routes_;
     std::uint16_t port_ = 0;
     bool started_ = false;
     std::atomic<bool> stopped_{false};

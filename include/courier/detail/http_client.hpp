@@ -82,10 +82,7 @@ public:
     asio::awaitable<std::error_code> request(std::string_view method, std::string_view target,
                                              std::string_view extra_headers, std::string_view body,
                                              std::chrono::milliseconds timeout, client_response& out) {
-        if (!watching_) {
-            watching_ = true;
-            asio::co_spawn(socket_.get_executor(), watch(shared_from_this()), asio::detached);
-        }
+        start_watch();
         deadline_.expires_after(timeout);
         auto ec = co_await exchange(method, target, extra_headers, body, out);
         deadline_.disarm();
@@ -100,10 +97,7 @@ public:
     asio::awaitable<std::error_code> open_stream(std::string_view target, std::string_view extra_headers,
                                                  std::chrono::milliseconds idle, client_response& out,
                                                  std::string& content_type) {
-        if (!watching_) {
-            watching_ = true;
-            asio::co_spawn(socket_.get_executor(), watch(shared_from_this()), asio::detached);
-        }
+        start_watch();
         close();  // a stream always starts on a fresh connection
         idle_ = idle;
         deadline_.expires_after(idle);
@@ -145,6 +139,14 @@ public:
     }
 
 private:
+    // Started on first use (shared_from_this is not available in the
+    // constructor); it holds a reference until shutdown().
+    void start_watch() {
+        if (watching_) return;
+        watching_ = true;
+        asio::co_spawn(socket_.get_executor(), watch(shared_from_this()), asio::detached);
+    }
+
     static asio::awaitable<void> watch(std::shared_ptr<http_client_conn> self) {
         co_await self->deadline_.watch([&self] {
             std::error_code ignored;

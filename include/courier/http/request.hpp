@@ -125,6 +125,11 @@ private:
     bool has_length_ = false;
 };
 
+/// A GET or HEAD without an Upgrade: what polling, long polling and SSE take.
+inline bool is_plain_get(const request& req) noexcept {
+    return (req.method() == verb::get || req.method() == verb::head) && !req.has_header("Upgrade");
+}
+
 /// Parser limits (PROTOCOL.md, "Limits").
 struct parser_limits {
     std::size_t head = 16 * 1024;      // request line + headers: 431 beyond

@@ -62,7 +62,7 @@ struct polling {
 
     /// Plain GETs; an Upgrade request is not for this transport.
     static bool accepts(const http::request& req) noexcept {
-        return (req.method() == http::verb::get || req.method() == http::verb::head) && !req.has_header("Upgrade");
+        return http::is_plain_get(req);
     }
     /// Polling sends the envelope itself.
     static std::string render(const message& m) { return std::string(m.envelope()); }

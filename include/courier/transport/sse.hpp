@@ -45,7 +45,7 @@ struct sse {
     };
 
     static bool accepts(const http::request& req) noexcept {
-        return (req.method() == http::verb::get || req.method() == http::verb::head) && !req.has_header("Upgrade");
+        return http::is_plain_get(req);
     }
 
     /// The event block of a message, shared by every subscriber.
