@@ -14,7 +14,7 @@ root=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(build-essential cmake pkg-config libasio-dev rapidjson-dev catch2 libssl-dev zlib1g-dev
-          clang libclang-rt-14-dev curl ca-certificates chromium)
+          clang libclang-rt-14-dev curl ca-certificates chromium python3-websockets)
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 
 say() { printf '\033[1m[courier]\033[0m %s\n' "$*"; }
@@ -32,11 +32,11 @@ install_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The browser tests' one npm dependency (playwright-core; it drives Debian's
-# chromium and never downloads a browser).
+# The browser tests' npm dependencies: playwright-core (it drives Debian's
+# chromium and never downloads a browser) and ws (the WebSocket interop test).
 install_browser_deps() {
-    [ -d tests/browser/node_modules/playwright-core ] && return 0
-    say "installing playwright-core for the browser tests"
+    [ -d tests/browser/node_modules/playwright-core ] && [ -d tests/browser/node_modules/ws ] && return 0
+    say "installing playwright-core and ws for the browser and interop tests"
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 }
 

@@ -3,7 +3,7 @@
 //   courier-hub [--port N] [--threads N] [--history N] [--allow-origin ORIGIN]...
 //               [--keepalive SECONDS] [--tokens FILE]
 //
-// Mounts /poll, /lp and /sse. Publish with POST on any mount:
+// Mounts /poll, /lp, /sse and /ws. Publish with POST on any mount:
 //   curl -d '{"text":"hi"}' http://127.0.0.1:8080/poll/room
 #include <courier/courier.hpp>
 
@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
         srv.mount(courier::channel<courier::polling>{"/poll"});
         srv.mount(courier::channel<courier::long_polling>{"/lp"});
         srv.mount(courier::channel<courier::sse>{"/sse", {.keepalive = std::chrono::seconds(s.keepalive)}});
+        srv.mount(courier::channel<courier::websocket>{"/ws", {.ping_interval = std::chrono::seconds(s.keepalive)}});
 
         // Signals are caught on an io_context of their own, so that SIGINT and
         // SIGTERM stop the server gracefully whatever its threads are doing.
@@ -130,7 +131,7 @@ int main(int argc, char** argv) {
         });
         srv.start();
         std::cout << "courier-hub listening on http://" << s.address << ":" << srv.port() << " (" << srv.threads()
-                  << " threads) mounts /poll /lp /sse" << std::endl;
+                  << " threads) mounts /poll /lp /sse /ws" << std::endl;
         signals_io.run();
         srv.wait();
         std::cout << "courier-hub stopped" << std::endl;

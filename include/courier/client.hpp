@@ -1,7 +1,7 @@
 // courier: client<Transport>, the C++ client. Subscribes with a handler,
 // publishes, reconnects by itself and resumes from the last id; a gap is
 // reported to the application. Swapping the transport is one word:
-// client<polling>, client<long_polling> or client<sse>.
+// client<polling>, client<long_polling>, client<sse> or client<websocket>.
 #pragma once
 #include "config.hpp"
 #include "core/json.hpp"
@@ -11,6 +11,8 @@
 #include "transport/long_poll.hpp"
 #include "transport/poll.hpp"
 #include "transport/sse.hpp"
+#include "transport/websocket.hpp"
+#include "detail/ws_client.hpp"
 #include "event_stream/parser.hpp"
 
 #include <asio/any_io_executor.hpp>
@@ -64,23 +66,6 @@ struct client_options {
 
 namespace detail {
 
-/// The courier error for an error answer's wire code (PROTOCOL.md).
-inline error error_from_body(unsigned status, std::string_view body) {
-    std::string_view code;
-    if (is_valid_json(body))
-        json::for_each_member(body, [&](std::string_view k, std::string_view v) {
-            if (k == "error") code = json::string_contents(v);
-        });
-    for (std::size_t i = 1; i < std::size(error_table); ++i)
-        if (error_table[i].code == code) return static_cast<error>(i);
-    return status == 503 ? error::shutting_down : status >= 500 ? error::bad_response : error::bad_request;
-}
-
-/// Errors a retry will not fix: the subscription stops.
-inline bool is_permanent(std::error_code ec) {
-    return ec == condition::bad_request || ec == condition::unauthorized || ec == condition::forbidden;
-}
-
 /// One subscription of a client: its topic, handler and resume cursor.
 struct client_sub {
     client_sub(const asio::any_io_executor& ex, std::string t, std::function<void(const delivery&)> h, std::string since)
@@ -123,6 +108,7 @@ struct client_state {
     std::vector<std::shared_ptr<http_client_conn>> idle;  // publish connections
     std::function<void(std::string_view, std::string_view)> on_gap;
     std::function<void(std::string_view, std::error_code)> on_error;
+    std::shared_ptr<ws_client> ws;  // client<websocket>: the one connection
     std::minstd_rand rng{std::random_device{}()};
     bool stopped = false;
 
@@ -269,10 +255,60 @@ inline asio::awaitable<void> sse_loop(std::shared_ptr<client_state> c, std::shar
     s->conn->shutdown();
 }
 
+/// The one connection of a client<websocket>, wired to the client's
+/// subscriptions. It holds the client's state weakly: the state owns it.
+inline std::shared_ptr<ws_client> make_ws_client(const std::shared_ptr<client_state>& c) {
+    std::weak_ptr<client_state> weak = c;
+    // A shared_ptr: a handler may unsubscribe while it runs.
+    auto sub = [weak](std::string_view topic) -> std::shared_ptr<client_sub> {
+        auto st = weak.lock();
+        if (!st) return nullptr;
+        auto it = st->subs.find(topic);
+        return it == st->subs.end() ? nullptr : it->second;
+    };
+    ws_client::hooks h;
+    h.deliver = [sub](std::string_view topic, std::string_view env) {
+        auto s = sub(topic);
+        return !s || deliver_envelope(*s, env);
+    };
+    h.cursor = [sub](std::string_view topic) {
+        auto s = sub(topic);
+        return s ? s->cursor : std::string{};
+    };
+    h.started = [sub](std::string_view topic, std::string_view id) {
+        // Until its first message, a subscription resumes from where it started.
+        if (auto s = sub(topic); s && s->cursor.empty()) s->cursor.assign(id);
+    };
+    h.gap = [weak](std::string_view topic, std::string_view next) {
+        if (auto st = weak.lock(); st && st->on_gap) st->on_gap(topic, next);
+    };
+    h.fail = [weak](std::string_view topic, std::error_code ec) {
+        auto st = weak.lock();
+        if (!st) return;
+        st->report(topic, ec);
+        // A refused subscribe (403, a bad name) is not retried.
+        if (!topic.empty() && is_permanent(ec))
+            if (auto it = st->subs.find(topic); it != st->subs.end()) st->subs.erase(it);
+    };
+    h.wanted = [sub](std::string_view topic) { return sub(topic) != nullptr; };
+    h.resubscribe_all = [weak] {
+        auto st = weak.lock();
+        if (!st || !st->ws) return;
+        for (const auto& [topic, s] : st->subs) st->ws->subscribe(topic);
+    };
+    return std::make_shared<ws_client>(c->ex, c->url, c->auth_header, c->opt.request_timeout, c->opt.stream_timeout,
+                                       [weak](unsigned attempt) {
+                                           auto st = weak.lock();
+                                           return st ? st->backoff(attempt) : std::chrono::milliseconds(1000);
+                                       },
+                                       std::move(h));
+}
+
 } // namespace detail
 
-/// A client of one courier mount: `client<polling>`, `client<long_polling>`
-/// or `client<sse>`. Thread safety: use it from the executor it was given,
+/// A client of one courier mount: `client<polling>`, `client<long_polling>`,
+/// `client<sse>` or `client<websocket>` (one connection for every topic and
+/// publish; the url may be "ws://..." or "http://..."). Thread safety: use it from the executor it was given,
 /// which must be serialised (an io_context run by one thread, or a strand);
 /// handlers run there too.
 template <class T>
@@ -301,9 +337,15 @@ public:
     void subscribe(std::string topic, message_handler h, std::string since = {}) {
         if (!is_valid_topic(topic)) throw std::invalid_argument("courier: invalid topic name: " + topic);
         auto s = std::make_shared<detail::client_sub>(state_->ex, std::move(topic), std::move(h), std::move(since));
-        if (auto old = state_->subs.find(s->topic); old != state_->subs.end()) old->second->cancel();
+        if (auto old = state_->subs.find(s->topic); old != state_->subs.end()) {
+            old->second->cancel();
+            if constexpr (is_websocket) ws().unsubscribe(s->topic);
+        }
         state_->subs[s->topic] = s;
-        if constexpr (std::is_same_v<T, sse>)
+        if constexpr (is_websocket) {
+            ws().subscribe(s->topic);
+            ws().start();
+        } else if constexpr (std::is_same_v<T, sse>)
             asio::co_spawn(state_->ex, detail::sse_loop(state_, std::move(s)), asio::detached);
         else
             asio::co_spawn(state_->ex, detail::poll_loop(state_, std::move(s), std::is_same_v<T, long_polling>),
@@ -314,13 +356,18 @@ public:
         if (auto it = state_->subs.find(topic); it != state_->subs.end()) {
             it->second->cancel();
             state_->subs.erase(it);
+            if constexpr (is_websocket) ws().unsubscribe(topic);
         }
     }
 
     /// Drops every connection now; each subscription reconnects at once and
     /// resumes from its last id (after a network change, say).
     void reconnect() {
-        for (auto& [t, s] : state_->subs) s->kick();
+        if constexpr (is_websocket) {
+            if (state_->ws) state_->ws->kick();
+        } else {
+            for (auto& [t, s] : state_->subs) s->kick();
+        }
     }
 
     /// The id after the last message handed over for `topic` (resume point).
@@ -329,13 +376,25 @@ public:
         return it == state_->subs.end() ? std::string{} : it->second->cursor;
     }
 
-    /// Publishes `json` to `topic` (a POST on the mount); completes with
-    /// (error, id).
+    /// Publishes `json` to `topic` (a POST on the mount; on WebSocket a
+    /// publish op, answered by its ack); completes with (error, id).
     template <class Token>
     auto async_publish(std::string topic, std::string json, Token&& token) {
         return asio::async_initiate<Token, void(std::error_code, std::string)>(
-            [state = state_](auto handler, std::string topic, std::string json) {
+            [this](auto handler, std::string topic, std::string json) {
+                auto& state = state_;
                 auto ex = asio::get_associated_executor(handler, state->ex);
+                if constexpr (is_websocket) {
+                    auto done = [h = std::make_shared<decltype(handler)>(std::move(handler)), ex](std::error_code ec, std::string id) {
+                        asio::dispatch(ex, [h, ec, id = std::move(id)]() mutable { std::move(*h)(ec, std::move(id)); });
+                    };
+                    if (state->stopped) return done(asio::error::operation_aborted, {});
+                    if (!is_valid_topic(topic)) return done(error::invalid_topic, {});
+                    if (!is_valid_json(json)) return done(error::invalid_json, {});
+                    ws().publish(topic, json, std::move(done));
+                    ws().start();
+                    return;
+                }
                 asio::co_spawn(state->ex, publish_op(state, std::move(topic), std::move(json)),
                                [h = std::move(handler), ex](std::exception_ptr e, std::pair<std::error_code, std::string> r) mutable {
                                    if (e) r.first = error::bad_response;
@@ -350,6 +409,7 @@ public:
     /// Ends every subscription and closes every connection.
     void stop() {
         state_->stopped = true;
+        if (state_->ws) state_->ws->stop();
         for (auto& [t, s] : state_->subs) s->cancel();
         state_->subs.clear();
         for (auto& c : state_->idle) c->shutdown();
@@ -357,6 +417,13 @@ public:
     }
 
 private:
+    static constexpr bool is_websocket = std::is_same_v<T, websocket>;
+
+    detail::ws_client& ws() {
+        if (!state_->ws) state_->ws = detail::make_ws_client(state_);
+        return *state_->ws;
+    }
+
     static asio::awaitable<std::pair<std::error_code, std::string>> publish_op(std::shared_ptr<detail::client_state> c,
                                                                                 std::string topic, std::string json) {
         if (c->stopped) co_return std::pair{std::error_code(asio::error::operation_aborted), std::string{}};

@@ -12,6 +12,7 @@
 #include "transport/long_poll.hpp"
 #include "transport/poll.hpp"
 #include "transport/sse.hpp"
+#include "transport/websocket.hpp"
 
 namespace courier {
 static_assert(Transport<polling>);

@@ -35,6 +35,7 @@ enum class error {
     shutting_down,            // server is stopping
     slow_consumer,            // subscriber's queue overflowed
     bad_response,             // client side: the server broke the protocol
+    upgrade_required,         // a WebSocket mount needs a valid upgrade request
 };
 
 /// Broad categories, for tests and applications that do not care which
@@ -82,6 +83,7 @@ inline constexpr error_info error_table[] = {
     {"shutting_down", "server is shutting down", 503, 1001, condition::unavailable},
     {"slow_consumer", "subscriber fell too far behind; resume from the last id", 503, 1008, condition::limit},
     {"bad_response", "the server's answer broke the protocol", 502, 1002, condition::protocol},
+    {"upgrade_required", "a WebSocket handshake needs Upgrade: websocket and Sec-WebSocket-Version: 13", 426, 1002, condition::bad_request},
 };
 
 inline constexpr const error_info& info(error e) noexcept {

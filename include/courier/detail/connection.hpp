@@ -176,6 +176,15 @@ public:
         co_return !ec;
     }
 
+    /// Hands over the bytes read past the current request, for a protocol
+    /// switch (WebSocket): the caller reads the socket itself from then on.
+    std::string take_unread() {
+        std::string rest = rbuf_.substr(rpos_);
+        rbuf_.clear();
+        rpos_ = 0;
+        return rest;
+    }
+
     /// Frees the read buffer when nothing is left in it (before a connection
     /// waits for long: idle, a held poll, a stream).
     void release_buffers() {

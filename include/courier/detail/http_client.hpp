@@ -2,10 +2,12 @@
 // C++ clients. Reads Content-Length and close-delimited bodies.
 #pragma once
 #include "../config.hpp"
+#include "../core/json.hpp"
 #include "../error.hpp"
 #include "../http/request.hpp"
 #include "deadline.hpp"
 #include "endpoint.hpp"
+#include "json_scan.hpp"
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
@@ -31,11 +33,12 @@ struct url_parts {
     std::string path;  // without a trailing '/'
 };
 
-/// Splits "http://host[:port][/path]". nullopt for anything else.
+/// Splits "http://host[:port][/path]" (or "ws://..."). nullopt for
+/// anything else.
 inline std::optional<url_parts> parse_url(std::string_view url) {
-    constexpr std::string_view scheme = "http://";
-    if (url.substr(0, scheme.size()) != scheme) return std::nullopt;
-    url.remove_prefix(scheme.size());
+    if (url.substr(0, 7) == "http://") url.remove_prefix(7);
+    else if (url.substr(0, 5) == "ws://") url.remove_prefix(5);
+    else return std::nullopt;
     const auto slash = url.find('/');
     auto authority = url.substr(0, slash);
     url_parts u;
@@ -60,6 +63,24 @@ struct client_response {
     unsigned status = 0;
     std::string body;
     bool keep_alive = true;
+    std::string head;  // status line and headers, as received
+
+    /// The first header named `name` (any case), or "".
+    std::string_view header(std::string_view name) const noexcept {
+        std::string_view rest(head);
+        while (!rest.empty()) {
+            const auto eol = rest.find("\r\n");
+            const auto line = rest.substr(0, eol);
+            rest.remove_prefix(eol == std::string_view::npos ? rest.size() : eol + 2);
+            const auto colon = line.find(':');
+            if (colon == std::string_view::npos || !http::iequals(line.substr(0, colon), name)) continue;
+            auto value = line.substr(colon + 1);
+            while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+            while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+            return value;
+        }
+        return {};
+    }
 };
 
 /// One keep-alive connection to a server. Thread safety: use it from one
@@ -120,6 +141,17 @@ public:
         deadline_.disarm();
         out.append(rbuf_);
         rbuf_.clear();
+        if (ec) close();
+        co_return ec;
+    }
+
+    /// Writes raw bytes on the open connection (WebSocket frames), within
+    /// `timeout`.
+    asio::awaitable<std::error_code> write(std::string_view bytes, std::chrono::milliseconds timeout) {
+        const auto previous = deadline_.at();
+        deadline_.expires_after(timeout);
+        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), nothrow_awaitable);
+        deadline_.expires_at(previous);
         if (ec) close();
         co_return ec;
     }
@@ -200,10 +232,11 @@ private:
             if (rbuf_.size() > max_head) co_return error::bad_response;
             if (auto ec = co_await read_more()) co_return ec;
         }
-        const std::string head = rbuf_.substr(0, end + 2);
+        out.head = rbuf_.substr(0, end + 2);
+        const std::string_view head = out.head;
         rbuf_.erase(0, end + 4);
         // Status line: HTTP/1.x NNN reason
-        if (head.size() < 12 || head.compare(0, 7, "HTTP/1.") != 0) co_return error::bad_response;
+        if (head.size() < 12 || head.substr(0, 7) != "HTTP/1.") co_return error::bad_response;
         const auto [p, e] = std::from_chars(head.data() + 9, head.data() + 12, out.status);
         if (e != std::errc{} || p != head.data() + 12) co_return error::bad_response;
         out.keep_alive = head[7] == '1';
@@ -274,5 +307,28 @@ private:
     std::chrono::milliseconds idle_{0};
     bool watching_ = false;
 };
+
+/// The courier error a wire code names (PROTOCOL.md), or nullopt.
+inline std::optional<error> error_from_code(std::string_view code) noexcept {
+    for (std::size_t i = 1; i < std::size(error_table); ++i)
+        if (error_table[i].code == code) return static_cast<error>(i);
+    return std::nullopt;
+}
+
+/// The courier error for an error answer's body (its wire code).
+inline error error_from_body(unsigned status, std::string_view body) {
+    std::string_view code;
+    if (is_valid_json(body))
+        json::for_each_member(body, [&](std::string_view k, std::string_view v) {
+            if (k == "error") code = json::string_contents(v);
+        });
+    if (auto e = error_from_code(code)) return *e;
+    return status == 503 ? error::shutting_down : status >= 500 ? error::bad_response : error::bad_request;
+}
+
+/// Errors a retry will not fix: the subscription stops.
+inline bool is_permanent(std::error_code ec) {
+    return ec == condition::bad_request || ec == condition::unauthorized || ec == condition::forbidden;
+}
 
 } // namespace courier::detail

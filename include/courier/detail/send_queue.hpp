@@ -45,6 +45,21 @@ public:
         }
     }
 
+    /// Drops every entry of subscription `tag` (it was cancelled), except
+    /// the first `skip` (a write in flight still points into them).
+    void remove_tag(std::uint32_t tag, std::size_t skip = 0) {
+        std::size_t out = head_ + skip;
+        for (std::size_t i = out; i < items_.size(); ++i) {
+            if (items_[i].tag == tag) {
+                bytes_ -= items_[i].bytes;
+                continue;
+            }
+            if (out != i) items_[out] = std::move(items_[i]);
+            ++out;
+        }
+        items_.resize(out);
+    }
+
 private:
     std::vector<entry> items_;
     std::size_t head_ = 0;

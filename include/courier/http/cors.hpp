@@ -18,6 +18,22 @@ inline bool origin_allowed(const std::vector<std::string>& allow, std::string_vi
     return false;
 }
 
+/// True when the request's Origin names the host it was sent to
+/// ("http://example.com:8080" with `Host: example.com:8080`).
+inline bool same_origin(const request& req) noexcept {
+    const auto origin = req.header("Origin");
+    const auto sep = origin.find("://");
+    return sep != std::string_view::npos && iequals(origin.substr(sep + 3), req.header("Host"));
+}
+
+/// The WebSocket handshake's Origin check (RFC 6455, 10.2): a request
+/// without Origin comes from a non-browser client and passes; a browser's
+/// passes when it is same-origin or on the allow-list.
+inline bool upgrade_origin_allowed(const std::vector<std::string>& allow, const request& req) noexcept {
+    if (!req.has_header("Origin")) return true;
+    return same_origin(req) || origin_allowed(allow, req.header("Origin"));
+}
+
 /// Adds Access-Control-Allow-Origin when the request's Origin is allowed.
 /// Responses vary by Origin whenever CORS is configured.
 inline void apply_cors(const std::vector<std::string>& allow, const request& req, response& res) {
