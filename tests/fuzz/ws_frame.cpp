@@ -2,7 +2,7 @@
 // the inflater. The first byte picks the reader's options and a split point;
 // the frames are read whole and in pieces, and both must agree; whatever
 // comes out as a text message must be valid UTF-8; nothing may crash.
-#include <courier/transport/websocket.hpp>
+#include <courier/ws/ops.hpp>
 #include <courier/ws/deflate.hpp>
 #include <courier/ws/frame.hpp>
 

@@ -12,6 +12,7 @@
 using namespace courier::test;
 using namespace std::chrono_literals;
 using courier::broker_options;
+using courier::read_result;
 using courier::channel;
 using courier::client;
 using courier::client_options;
@@ -283,6 +284,30 @@ TEST_CASE("WebSocket close handshake, pings, and the idle ping timeout", "[ws][c
     }
 }
 
+TEST_CASE("WebSocket: pongs queued while a long write is in flight arrive intact", "[ws][close]") {
+    ws_server s;
+    // A backlog of about 2 MB that a small receive window keeps in flight.
+    const std::string big = "\"" + std::string(20'000, 'b') + "\"";
+    for (int i = 0; i < 100; ++i) s.hub.publish("", "big", big);
+    raw_ws c(s.srv.port(), "/ws/big?since=earliest");
+    REQUIRE(c.res.status == 101);
+    std::string pings;
+    for (int i = 0; i < 200; ++i) pings += frame(ws::opcode::ping, "p" + std::to_string(i));
+    c.sock.send(pings);
+    int messages = 0, pongs = 0;
+    while (messages < 100 || pongs < 200) {
+        auto f = c.next();
+        if (f.ev == ws::frame_reader::event::message) {
+            CHECK(f.payload.size() > 20'000);
+            ++messages;
+        } else {
+            REQUIRE(f.ev == ws::frame_reader::event::pong);
+            CHECK(f.payload == "p" + std::to_string(pongs));
+            ++pongs;
+        }
+    }
+}
+
 TEST_CASE("WebSocket: a server stop closes streams with 1001", "[ws][stop]") {
     auto s = std::make_unique<ws_server>();
     raw_ws c(s->srv.port(), "/ws/room");
@@ -370,6 +395,40 @@ TEST_CASE("client<websocket>: publish with ack, several topics on one connection
     auto m = s.hub.publish("", "b", "{\"n\":6}").msg;
     REQUIRE(run_until(io, [&] { return b.size() == 2; }));
     CHECK(a.size() == 3);
+}
+
+TEST_CASE("client<websocket>: a publish made while connecting is sent on open, one without a server fails",
+          "[ws][client]") {
+    asio::io_context io;
+    std::string closed_url;
+    {
+        ws_server s;
+        closed_url = s.url();
+        client<websocket> c(io.get_executor(), client_options{.url = s.url()});
+        std::error_code ec = courier::error::bad_response;
+        std::string id;
+        c.async_publish("t", "[1]", [&](std::error_code e, std::string i) {
+            ec = e;
+            id = std::move(i);
+        });
+        REQUIRE(run_until(io, [&] { return !id.empty(); }));
+        CHECK(!ec);
+        read_result r;
+        REQUIRE_FALSE(s.hub.read("", "t", "earliest", r));
+        REQUIRE(r.messages.size() == 1);
+        CHECK(r.messages[0]->id() == id);
+        c.stop();
+        io.run_for(50ms);
+    }
+    client<websocket> c(io.get_executor(), client_options{.url = closed_url, .backoff_min = 10ms});
+    std::error_code ec;
+    bool done = false;
+    c.async_publish("t", "[2]", [&](std::error_code e, std::string) {
+        ec = e;
+        done = true;
+    });
+    REQUIRE(run_until(io, [&] { return done; }));
+    CHECK(ec == asio::error::connection_refused);
 }
 
 TEST_CASE("client<websocket> reports a refused subscribe, and a gap for a cursor from an earlier server life",

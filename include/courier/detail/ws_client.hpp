@@ -115,8 +115,8 @@ public:
         const auto ref = ++next_ref_;
         std::string op = R"({"op":"publish","topic":")";
         op.append(topic).append(R"(","data":)").append(json).append(R"(,"ref":)").append(std::to_string(ref)).push_back('}');
-        pending_.emplace(ref, pending_publish{std::move(op), std::move(done), false});
-        if (open_) send_pending(pending_.find(ref)->second);
+        if (open_) send_text(op);
+        pending_.emplace(ref, pending_publish{std::move(op), std::move(done)});
     }
 
     /// Drops the connection; the loop reconnects at once and resubscribes.
@@ -147,7 +147,6 @@ private:
     struct pending_publish {
         std::string op;
         publish_done done;
-        bool sent;
     };
 
     asio::awaitable<void> run(std::shared_ptr<ws_client> /*kept alive while it runs*/) {
@@ -157,15 +156,10 @@ private:
             bool received = false;
             auto ec = co_await session(received);
             open_ = false;
-            // A publish that was sent may or may not have been applied: it
-            // fails (the application decides); unsent ones wait for the next
-            // connection.
-            for (auto it = pending_.begin(); it != pending_.end();) {
-                if (!it->second.sent) { ++it; continue; }
-                auto done = std::move(it->second.done);
-                it = pending_.erase(it);
-                done(ec ? ec : std::error_code(asio::error::connection_reset), {});
-            }
+            // Every publish still waiting fails with the connection: one that
+            // was sent may or may not have been applied, and only the
+            // application can tell whether to send it again.
+            fail_pending(ec ? ec : std::error_code(asio::error::connection_reset));
             if (stopped_) break;
             conn_->shutdown();
             if (std::exchange(kicked_, false)) continue;
@@ -208,7 +202,7 @@ private:
         open_ = true;
         ws::frame_reader reader({.expect_masked = false, .allow_compressed = false, .max_message = max_message});
         hooks_.resubscribe_all();
-        for (auto& [ref, p] : pending_) send_pending(p);
+        for (const auto& [ref, p] : pending_) send_text(p.op);  // published before the connection opened
         std::string chunk;
         for (;;) {
             chunk.clear();
@@ -290,11 +284,6 @@ private:
     }
 
 private:
-    void send_pending(pending_publish& p) {
-        p.sent = true;
-        send_text(p.op);
-    }
-
     void send_text(std::string_view text) { send_frame(ws::opcode::text, text); }
 
     void send_frame(ws::opcode op, std::string_view payload) {

@@ -8,10 +8,8 @@
 // a subscriber whose queue overflows is closed (1008) and resumes by id.
 #pragma once
 #include "../config.hpp"
-#include "../core/json.hpp"
 #include "../core/message.hpp"
 #include "../core/topic.hpp"
-#include "../detail/json_scan.hpp"
 #include "../detail/request_context.hpp"
 #include "../detail/send_queue.hpp"
 #include "../http/cors.hpp"
@@ -19,6 +17,7 @@
 #include "../ws/deflate.hpp"
 #include "../ws/frame.hpp"
 #include "../ws/handshake.hpp"
+#include "../ws/ops.hpp"
 
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
@@ -26,6 +25,7 @@
 #include <asio/steady_timer.hpp>
 
 #include <chrono>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,60 +95,6 @@ struct websocket {
 };
 
 namespace detail {
-
-/// `{"op":"error","ref":<ref|null>,"error":"<code>","message":"<text>"}`.
-inline std::string ws_error_op(std::string_view ref, error e, std::string_view text = {}) {
-    std::string s = R"({"op":"error","ref":)";
-    s.append(ref.empty() ? "null" : ref).append(R"(,"error":")").append(wire_code(e)).append(R"(","message":)");
-    append_json_string(s, text.empty() ? info(e).message : text);
-    s.push_back('}');
-    return s;
-}
-
-/// `{"op":"ack","ref":<ref>,"id":"<id>"}`, or without an id.
-inline std::string ws_ack_op(std::string_view ref, std::string_view id = {}) {
-    std::string s = R"({"op":"ack","ref":)";
-    s.append(ref);
-    if (!id.empty()) s.append(R"(,"id":")").append(id).push_back('"');
-    s.push_back('}');
-    return s;
-}
-
-/// `{"op":"gap","topic":"<topic>","next":"<id>"}`.
-inline std::string ws_gap_op(std::string_view topic, std::string_view next) {
-    std::string s = R"({"op":"gap","topic":")";
-    s.append(topic).append(R"(","next":")").append(next).append(R"("})");
-    return s;
-}
-
-/// One client op, as raw JSON slices of its frame.
-struct ws_op {
-    std::string_view op, topic, since, ref;  // op/topic/since: string contents
-    std::string_view data;                   // raw JSON, empty when absent
-    bool since_is_string = true;
-};
-
-/// Reads the members of an op. Errors: invalid_json (not JSON), bad_request
-/// (not an object, or `op`, `topic` or `since` not a string; `ref` is read
-/// all the same, so that the error can carry it).
-inline std::error_code parse_ws_op(std::string_view text, ws_op& out) {
-    if (!is_valid_json(text)) return error::invalid_json;
-    const auto at = json::skip_ws(text, 0);
-    if (at >= text.size() || text[at] != '{') return error::bad_request;
-    bool ok = true;
-    auto str = [&](std::string_view v, std::string_view& slot) {
-        if (v.empty() || v.front() != '"') ok = false;
-        else slot = json::string_contents(v);
-    };
-    json::for_each_member(text, [&](std::string_view k, std::string_view v) {
-        if (k == "op") str(v, out.op);
-        else if (k == "topic") str(v, out.topic);
-        else if (k == "since") str(v, out.since);
-        else if (k == "ref") out.ref = v;
-        else if (k == "data") out.data = v;
-    });
-    return ok ? std::error_code{} : error::bad_request;
-}
 
 /// One WebSocket connection after the handshake: the sink of its
 /// subscriptions, its op handler, reader and writer.
@@ -446,16 +392,21 @@ private:
                 continue;
             }
             bufs.clear();
+            // Op frames move out of ops_ first: the reader may add to ops_
+            // during the write, and a reallocation would move short
+            // (small-string) frames the write still points into.
             const std::size_t n_ops = std::min(ops_.size(), max_gather);
-            for (std::size_t i = 0; i < n_ops; ++i) bufs.push_back(asio::buffer(ops_[i]));
+            sending_.assign(std::make_move_iterator(ops_.begin()), std::make_move_iterator(ops_.begin() + static_cast<std::ptrdiff_t>(n_ops)));
+            ops_.erase(ops_.begin(), ops_.begin() + static_cast<std::ptrdiff_t>(n_ops));
+            for (const auto& op : sending_) bufs.push_back(asio::buffer(op));
             in_flight_ = std::min(queue_.size(), max_gather - n_ops);
             for (std::size_t i = 0; i < in_flight_; ++i) bufs.push_back(asio::buffer(frame_for(*queue_[i].msg)));
             writing_ = true;
             const bool ok = co_await conn_.write_bounded(bufs);
             writing_ = false;
             if (!ok) co_return;
-            for (std::size_t i = 0; i < n_ops; ++i) ops_bytes_ -= ops_[i].size();
-            ops_.erase(ops_.begin(), ops_.begin() + static_cast<std::ptrdiff_t>(n_ops));
+            for (const auto& op : sending_) ops_bytes_ -= op.size();
+            sending_.clear();
             for (std::size_t i = 0; i < in_flight_; ++i) {
                 const auto bytes = queue_[i].bytes;
                 backlog_bytes_ -= std::min<std::size_t>(backlog_bytes_, bytes);
@@ -493,11 +444,13 @@ private:
         std::vector<asio::const_buffer> bufs;
         // Pending op frames (an ack, the error that explains the close) go
         // first; queued messages are dropped: the client resumes by id.
-        for (const auto& op : ops_) bufs.push_back(asio::buffer(op));
-        bufs.push_back(asio::buffer(close_frame_));
-        if (!co_await conn_.write_bounded(bufs)) co_return;
+        sending_ = std::move(ops_);
         ops_.clear();
         ops_bytes_ = 0;
+        for (const auto& op : sending_) bufs.push_back(asio::buffer(op));
+        bufs.push_back(asio::buffer(close_frame_));
+        if (!co_await conn_.write_bounded(bufs)) co_return;
+        sending_.clear();
         gate_.cancel();
         if (phase_ != phase::closing) co_return;
         // The reader sets phase_ to closed when the client's close arrives
@@ -525,7 +478,8 @@ private:
     send_queue queue_;
     std::size_t in_flight_ = 0;  // queue entries in the write in flight
     std::size_t backlog_bytes_ = 0;
-    std::vector<std::string> ops_;  // op and control frames, sent before messages
+    std::vector<std::string> ops_;      // op and control frames, sent before messages
+    std::vector<std::string> sending_;  // the op frames of the write in flight
     std::size_t ops_bytes_ = 0;
     std::string close_frame_;
     phase phase_ = phase::open;
