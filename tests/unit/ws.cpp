@@ -316,6 +316,8 @@ TEST_CASE("ws handshake: subprotocols and permessage-deflate offers", "[ws][unit
     CHECK(d.response() == "permessage-deflate; server_no_context_takeover");
     d = negotiate_deflate("permessage-deflate; server_max_window_bits=10; client_no_context_takeover");
     CHECK(d.server_max_window_bits == 10);
+    CHECK(negotiate_deflate("permessage-deflate; server_max_window_bits=15").response() ==
+          "permessage-deflate; server_no_context_takeover; server_max_window_bits=15");
     CHECK(d.response() == "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10");
     d = negotiate_deflate("permessage-deflate; client_max_window_bits=12");
     CHECK(d.response() == "permessage-deflate; server_no_context_takeover; client_max_window_bits=12");
@@ -342,7 +344,7 @@ TEST_CASE("ws permessage-deflate: compress once, inflate with limits", "[ws][uni
     bool too_big = false;
     REQUIRE(in.inflate(hello, out, 100, too_big));
     CHECK(out == "Hello");
-    // With context takeover the second message may refer to the first.
+    // A long repetitive message compresses far; inflating it again works.
     const std::string text(20000, 'z');
     std::string packed;
     z.compress(text, packed);
@@ -354,6 +356,44 @@ TEST_CASE("ws permessage-deflate: compress once, inflate with limits", "[ws][uni
     out.clear();
     CHECK_FALSE(in.inflate(packed, out, 10000, too_big));
     CHECK(too_big);
+    // A peer that keeps its context: the second message refers back to the
+    // first; and one that ends a message with a final block (BFINAL=1).
+    {
+        z_stream peer{};
+        REQUIRE(deflateInit2(&peer, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+        auto send = [&](std::string_view text, int flush) {
+            std::string outbuf(text.size() + 64, '\0');
+            peer.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+            peer.avail_in = static_cast<uInt>(text.size());
+            peer.next_out = reinterpret_cast<Bytef*>(outbuf.data());
+            peer.avail_out = static_cast<uInt>(outbuf.size());
+            deflate(&peer, flush);
+            std::size_t produced = outbuf.size() - peer.avail_out;
+            if (flush == Z_SYNC_FLUSH) produced -= 4;  // minus 00 00 ff ff
+            outbuf.resize(produced);
+            return outbuf;
+        };
+        const std::string phrase = "the quick brown fox jumps over the lazy dog, again and again";
+        inflater keeps;
+        const auto first = send(phrase, Z_SYNC_FLUSH);
+        const auto second = send(phrase, Z_SYNC_FLUSH);
+        CHECK(second.size() < first.size() / 2);  // a back-reference into the first
+        out.clear();
+        REQUIRE(keeps.inflate(first, out, 1 << 20, too_big));
+        out.clear();
+        REQUIRE(keeps.inflate(second, out, 1 << 20, too_big));
+        CHECK(out == phrase);
+        const auto final_block = send(phrase, Z_FINISH);  // BFINAL=1
+        out.clear();
+        REQUIRE(keeps.inflate(final_block, out, 1 << 20, too_big));
+        CHECK(out == phrase);
+        deflateReset(&peer);  // the peer starts afresh after a final block
+        const auto after = send("after", Z_SYNC_FLUSH);
+        out.clear();
+        REQUIRE(keeps.inflate(after, out, 1 << 20, too_big));
+        CHECK(out == "after");
+        deflateEnd(&peer);
+    }
     // Garbage is an error, not a crash.
     inflater fresh;
     out.clear();

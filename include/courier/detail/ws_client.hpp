@@ -129,6 +129,7 @@ public:
     void stop() {
         stopped_ = true;
         timer_.cancel();
+        for (auto& [topic, r] : retries_) r.timer.cancel();
         if (conn_) {
             if (open_) {
                 // A clean end: our close frame, written before the socket goes.
@@ -200,6 +201,8 @@ private:
             !http::has_token(res.header("Upgrade"), "websocket") || !res.header("Sec-WebSocket-Extensions").empty())
             co_return error::bad_response;
         open_ = true;
+        ++connection_;
+        retries_.clear();
         ws::frame_reader reader({.expect_masked = false, .allow_compressed = false, .max_message = max_message});
         hooks_.resubscribe_all();
         for (const auto& [ref, p] : pending_) send_text(p.op);  // published before the connection opened
@@ -261,8 +264,16 @@ private:
             if (r.substr(0, 2) != "s:") return true;
             const auto t = r.substr(2);
             if (!hooks_.wanted(t)) return true;
-            if (op == "ack") hooks_.started(t, id);
-            else hooks_.fail(t, to_error(code));
+            if (op == "ack") {
+                retries_.erase(std::string(t));
+                hooks_.started(t, id);
+                return true;
+            }
+            const auto ec = to_error(code);
+            hooks_.fail(t, ec);
+            // A refusal a retry may fix (a limit, a server busy) is retried
+            // with backoff; the client removed a permanently refused topic.
+            if (!is_permanent(ec)) retry_subscribe(std::string(t));
             return true;
         }
         std::uint64_t n = 0;
@@ -277,6 +288,28 @@ private:
         if (op == "ack") done({}, std::string(id));
         else done(to_error(code), {});
         return true;
+    }
+
+    struct retry {
+        explicit retry(const asio::any_io_executor& ex) : timer(ex) {}
+        asio::steady_timer timer;
+        unsigned attempts = 0;
+    };
+
+    void retry_subscribe(std::string topic) {
+        auto& r = retries_.try_emplace(topic, ex_).first->second;
+        r.timer.expires_after(backoff_(r.attempts++));
+        asio::co_spawn(ex_, subscribe_later(shared_from_this(), std::move(topic), connection_), asio::detached);
+    }
+
+    asio::awaitable<void> subscribe_later(std::shared_ptr<ws_client> /*kept alive*/, std::string topic, unsigned connection) {
+        auto it = retries_.find(topic);
+        if (it == retries_.end()) co_return;
+        auto [ec] = co_await it->second.timer.async_wait(nothrow_awaitable);
+        if (ec) co_return;  // stopped, superseded by a newer retry, or a new connection
+        // A new connection resubscribed everything already.
+        if (stopped_ || !open_ || connection != connection_ || !hooks_.wanted(topic)) co_return;
+        subscribe(topic);
     }
 
     static std::error_code to_error(std::string_view code) {
@@ -340,6 +373,8 @@ private:
     mask_source masks_;
     std::string outbox_;
     std::map<std::uint64_t, pending_publish> pending_;
+    std::map<std::string, retry, std::less<>> retries_;  // refused subscribes waiting to try again
+    unsigned connection_ = 0;
     std::uint64_t next_ref_ = 0;
     bool started_ = false;
     bool open_ = false;

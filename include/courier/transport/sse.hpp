@@ -140,17 +140,13 @@ public:
     bool offer(const message_ptr& m, std::uint32_t tag) {
         if (closing_) return true;  // the stream is ending; nothing more is sent
         const std::size_t bytes = sse::encoded(*m).size();
-        if (!queue_.push(m, tag, bytes, opt_.queue_bytes + backlog_bytes_)) return false;
+        if (!queue_.push(m, tag, bytes, opt_.queue_bytes)) return false;
         if (waiting_) conn_.wait_timer().cancel();
         return true;
     }
-    /// The backlog is bounded by the history and always taken whole.
-    /// The limit for live messages then grows by the backlog's size, so a
-    /// resume with a large backlog is not mistaken for a slow consumer.
+    /// Queues a message of the backlog (see send_queue::push_backlog).
     void enqueue_backlog(const message_ptr& m, std::uint32_t tag) {
-        const std::size_t bytes = sse::encoded(*m).size();
-        queue_.push(m, tag, bytes, static_cast<std::size_t>(-1));
-        backlog_bytes_ += bytes;
+        queue_.push_backlog(m, tag, sse::encoded(*m).size());
     }
     // Closing the socket also aborts a write stuck on a peer that stopped
     // reading; the client resumes from its last id.
@@ -259,7 +255,6 @@ private:
     send_queue queue_;
     std::string scratch_;
     std::vector<std::size_t> id_lines_;
-    std::size_t backlog_bytes_ = 0;
     bool waiting_ = false;
     bool closing_ = false;
 };

@@ -111,8 +111,8 @@ public:
 #endif
           gate_(conn_.executor()) {
         // Longer messages go uncompressed: the peer's window would not cover them.
-        deflate_max_ = deflate.server_max_window_bits >= 15 ? static_cast<std::size_t>(-1)
-                                                            : std::size_t{1} << deflate.server_max_window_bits;
+        const int bits = deflate.server_max_window_bits.value_or(15);
+        deflate_max_ = bits >= 15 ? static_cast<std::size_t>(-1) : std::size_t{1} << bits;
     }
 
     /// Subscribes to `topic` from `since`; on failure returns the error
@@ -132,11 +132,7 @@ public:
         if (backlog.gap) push_op(ws_gap_op(topic, backlog.gap_next));
         if (!ref.empty())
             push_op(ws_ack_op(ref, backlog.gap ? backlog.gap_next : since.empty() ? backlog.next : std::string(since)));
-        for (const auto& m : backlog.messages) {
-            const auto bytes = frame_for(*m).size();
-            queue_.push(m, entry->tag, bytes, static_cast<std::size_t>(-1));
-            backlog_bytes_ += bytes;
-        }
+        for (const auto& m : backlog.messages) queue_.push_backlog(m, entry->tag, frame_for(*m).size());
         subs_.push_back(std::move(entry));
         wake_writer();
         return {};
@@ -172,6 +168,7 @@ private:
 
     static constexpr std::size_t max_gather = 64;
     static constexpr std::size_t read_chunk = 4096;
+    static constexpr std::size_t shrink_above = 64 * 1024;
 
     const std::string& frame_for(const message& m) const {
 #if defined(COURIER_WITH_ZLIB)
@@ -183,10 +180,7 @@ private:
 
     bool offer(const message_ptr& m, std::uint32_t tag) {
         if (phase_ != phase::open) return true;  // ending; nothing more is sent
-        const auto bytes = frame_for(*m).size();
-        // The backlog of a subscribe is taken whole, so the bound for live
-        // messages grows by what of it is still queued.
-        if (!queue_.push(m, tag, bytes, opt_.queue_bytes + backlog_bytes_)) return false;
+        if (!queue_.push(m, tag, frame_for(*m).size(), opt_.queue_bytes)) return false;
         wake_writer();
         return true;
     }
@@ -211,15 +205,12 @@ private:
         std::string frame;
         frame.reserve(ws::max_header_size + json.size());
         ws::append_frame(frame, ws::opcode::text, json);
-        ops_bytes_ += frame.size();
-        ops_.push_back(std::move(frame));
-        wake_writer();
+        push_frame(std::move(frame));
     }
 
-    void push_control(ws::opcode op, std::string_view payload) {
-        std::string frame;
-        ws::append_frame(frame, op, payload);
-        ops_bytes_ += frame.size();
+    // Counted with its slot, so that a flood of tiny frames stays bounded.
+    void push_frame(std::string frame) {
+        ops_bytes_ += frame.size() + sizeof(std::string);
         ops_.push_back(std::move(frame));
         wake_writer();
     }
@@ -274,8 +265,13 @@ private:
         switch (ev) {
         case event::message: on_message(); break;
         case event::ping:
-            // Only the latest ping needs an answer (RFC 6455, 5.5.3).
-            if (phase_ == phase::open) push_control(ws::opcode::pong, reader_.control_payload());
+            // Only the latest ping needs an answer (RFC 6455, 5.5.3): one
+            // pong waits at most, so pings cannot pile up frames.
+            if (phase_ == phase::open) {
+                pong_.clear();
+                ws::append_frame(pong_, ws::opcode::pong, reader_.control_payload());
+                wake_writer();
+            }
             break;
         case event::pong: break;
         case event::close: {
@@ -331,6 +327,11 @@ private:
             handle_op(payload);
         }
         reader_.next_message();
+        // One big message must not keep its buffers for the connection's life.
+        if (reader_.buffered() > shrink_above) reader_.shrink();
+#if defined(COURIER_WITH_ZLIB)
+        if (inflated_.capacity() > shrink_above) inflated_ = std::string{};
+#endif
     }
 
     void handle_op(std::string_view text) {
@@ -387,7 +388,7 @@ private:
                 co_await finish_close();
                 co_return;
             }
-            if (queue_.empty() && ops_.empty()) {
+            if (queue_.empty() && ops_.empty() && pong_.empty()) {
                 if (!co_await wait_or_ping()) co_return;
                 continue;
             }
@@ -395,22 +396,19 @@ private:
             // Op frames move out of ops_ first: the reader may add to ops_
             // during the write, and a reallocation would move short
             // (small-string) frames the write still points into.
-            const std::size_t n_ops = std::min(ops_.size(), max_gather);
+            const std::size_t n_ops = std::min(ops_.size(), max_gather - 1);
             sending_.assign(std::make_move_iterator(ops_.begin()), std::make_move_iterator(ops_.begin() + static_cast<std::ptrdiff_t>(n_ops)));
             ops_.erase(ops_.begin(), ops_.begin() + static_cast<std::ptrdiff_t>(n_ops));
+            for (const auto& op : sending_) ops_bytes_ -= op.size() + sizeof(std::string);
+            if (!pong_.empty()) sending_.push_back(std::exchange(pong_, {}));
             for (const auto& op : sending_) bufs.push_back(asio::buffer(op));
-            in_flight_ = std::min(queue_.size(), max_gather - n_ops);
+            in_flight_ = std::min(queue_.size(), max_gather - sending_.size());
             for (std::size_t i = 0; i < in_flight_; ++i) bufs.push_back(asio::buffer(frame_for(*queue_[i].msg)));
             writing_ = true;
             const bool ok = co_await conn_.write_bounded(bufs);
             writing_ = false;
             if (!ok) co_return;
-            for (const auto& op : sending_) ops_bytes_ -= op.size();
             sending_.clear();
-            for (std::size_t i = 0; i < in_flight_; ++i) {
-                const auto bytes = queue_[i].bytes;
-                backlog_bytes_ -= std::min<std::size_t>(backlog_bytes_, bytes);
-            }
             queue_.pop(in_flight_);
             in_flight_ = 0;
             gate_.cancel();
@@ -426,14 +424,16 @@ private:
         waiting_ = true;
         co_await timer.async_wait(nothrow_awaitable);
         waiting_ = false;
-        if (!queue_.empty() || !ops_.empty() || phase_ != phase::open || conn_.stopping()) co_return true;
+        if (!queue_.empty() || !ops_.empty() || !pong_.empty() || phase_ != phase::open || conn_.stopping()) co_return true;
         const auto now = clock::now();
         if (ping_outstanding_) {
             if (now >= ping_sent_ + opt_.pong_timeout) co_return false;  // the client is gone
         } else if (now >= last_heard_ + opt_.ping_interval) {
             ping_outstanding_ = true;
             ping_sent_ = now;
-            push_control(ws::opcode::ping, {});
+            std::string ping;
+            ws::append_frame(ping, ws::opcode::ping, {});
+            push_frame(std::move(ping));
         }
         co_return true;
     }
@@ -447,18 +447,27 @@ private:
         sending_ = std::move(ops_);
         ops_.clear();
         ops_bytes_ = 0;
+        if (!pong_.empty()) sending_.push_back(std::exchange(pong_, {}));
         for (const auto& op : sending_) bufs.push_back(asio::buffer(op));
         bufs.push_back(asio::buffer(close_frame_));
         if (!co_await conn_.write_bounded(bufs)) co_return;
         sending_.clear();
         gate_.cancel();
-        if (phase_ != phase::closing) co_return;
-        // The reader sets phase_ to closed when the client's close arrives
-        // (and cancels this wait); the server then closes the TCP connection.
+        if (phase_ == phase::closed) co_return;  // the client's close came first: TCP closes now
+        if (phase_ == phase::closing_now) {
+            // After a protocol error the client may still be sending. Closing
+            // now, with its bytes unread, would reset the connection (RST)
+            // and could destroy the close frame before it is read; so send
+            // FIN, and the reader discards until the client closes too.
+            std::error_code ignored;
+            conn_.stream().shutdown(asio::socket_base::shutdown_send, ignored);
+        }
+        // The reader ends the session at EOF, or sets phase_ to closed when
+        // the client's close arrives (and cancels this wait).
         auto& timer = conn_.wait_timer();
         timer.expires_after(opt_.close_timeout);
         waiting_ = true;
-        while (phase_ == phase::closing && clock::now() < timer.expiry()) co_await timer.async_wait(nothrow_awaitable);
+        while (phase_ != phase::closed && clock::now() < timer.expiry()) co_await timer.async_wait(nothrow_awaitable);
         waiting_ = false;
     }
 
@@ -477,11 +486,11 @@ private:
     std::uint32_t next_tag_ = 0;
     send_queue queue_;
     std::size_t in_flight_ = 0;  // queue entries in the write in flight
-    std::size_t backlog_bytes_ = 0;
     std::vector<std::string> ops_;      // op and control frames, sent before messages
     std::vector<std::string> sending_;  // the op frames of the write in flight
     std::size_t ops_bytes_ = 0;
     std::string close_frame_;
+    std::string pong_;  // the answer to the latest ping, if not yet sent
     phase phase_ = phase::open;
     clock::time_point last_heard_{};
     clock::time_point ping_sent_{};

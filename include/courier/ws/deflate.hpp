@@ -89,7 +89,9 @@ public:
         static constexpr unsigned char tail[4] = {0, 0, 0xff, 0xff};
         const std::string_view parts[2] = {in, std::string_view(reinterpret_cast<const char*>(tail), 4)};
         const auto start = out.size();
+        bool ended = false;
         for (const auto part : parts) {
+            if (ended) break;
             z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(part.data()));
             z_.avail_in = static_cast<uInt>(part.size());
             do {
@@ -105,9 +107,13 @@ public:
                 z_.avail_out = static_cast<uInt>(room);
                 const int rc = ::inflate(&z_, Z_SYNC_FLUSH);
                 out.resize(at + (room - z_.avail_out));
-                if (rc == Z_STREAM_END) {  // a final block: what follows starts afresh
+                if (rc == Z_STREAM_END) {
+                    // A final block (RFC 7692, 7.2.3 allows one) ends this
+                    // message's stream, tail included; the next message
+                    // starts a fresh one.
                     inflateReset(&z_);
-                    continue;
+                    ended = true;
+                    break;
                 }
                 if (rc == Z_BUF_ERROR) break;  // all input used, all output given
                 if (rc != Z_OK) return false;

@@ -129,10 +129,11 @@ struct deflate_params {
     /// lets one compressed frame serve every subscriber).
     bool server_no_context_takeover = true;
     bool client_no_context_takeover = false;
-    /// The peer's window for our messages: a message longer than
-    /// 2^server_max_window_bits is sent uncompressed, since a message
-    /// compressed on its own never refers further back than its own length.
-    int server_max_window_bits = 15;
+    /// The peer's window for our messages, when it set one (echoed, as
+    /// RFC 7692, 7.1.2.1 requires): a message longer than 2^bits is sent
+    /// uncompressed, since a message compressed on its own never refers
+    /// further back than its own length.
+    std::optional<int> server_max_window_bits;
     /// The value we sent back, if the client asked for one.
     std::optional<int> client_max_window_bits;
 
@@ -140,7 +141,7 @@ struct deflate_params {
     std::string response() const {
         std::string s = "permessage-deflate; server_no_context_takeover";
         if (client_no_context_takeover) s += "; client_no_context_takeover";
-        if (server_max_window_bits < 15) s += "; server_max_window_bits=" + std::to_string(server_max_window_bits);
+        if (server_max_window_bits) s += "; server_max_window_bits=" + std::to_string(*server_max_window_bits);
         if (client_max_window_bits) s += "; client_max_window_bits=" + std::to_string(*client_max_window_bits);
         return s;
     }
