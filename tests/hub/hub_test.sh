@@ -24,7 +24,7 @@ pid=$!
 for _ in $(seq 100); do grep -q listening "$tmp/out" && break; sleep 0.05; done
 base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$tmp/out")
 [ -n "$base" ]; check "--port 0 prints where it listens" 0 $?
-grep -q "mounts /poll /lp /sse" "$tmp/out"; check "mounts every transport" 0 $?
+grep -q "mounts /poll /lp /sse /ws" "$tmp/out"; check "mounts every transport" 0 $?
 
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 check "publish without a token" 401 "$(code -d '1' "$base/poll/room")"

@@ -143,6 +143,18 @@ TEST_CASE("WebSocket handshake: 101 with the accept key, or the protocol's error
     CHECK(env.ends_with(R"(","topic":"room","data":{"a":1}})"));
 }
 
+TEST_CASE("WebSocket subprotocols: the server's first choice the client offers, or none", "[ws][handshake]") {
+    ws_server s({.subprotocols = {"courier.v1", "chat"}});
+    raw_ws both(s.srv.port(), "/ws", "Sec-WebSocket-Protocol: chat, courier.v1\r\n");
+    CHECK(both.res.status == 101);
+    CHECK(both.res.header("Sec-WebSocket-Protocol") == "courier.v1");
+    raw_ws other(s.srv.port(), "/ws", "Sec-WebSocket-Protocol: mqtt\r\n");
+    CHECK(other.res.status == 101);
+    CHECK(other.res.header("Sec-WebSocket-Protocol").empty());
+    raw_ws none(s.srv.port(), "/ws");
+    CHECK(none.res.header("Sec-WebSocket-Protocol").empty());
+}
+
 TEST_CASE("WebSocket delivers envelopes byte for byte, from a cursor, with gaps", "[ws]") {
     ws_server s({}, {}, {.history = 3});
     std::vector<courier::message_ptr> sent;
