@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # courier: set-up and the two commands, on a fresh Debian 12 machine.
 #
-#   ./run.sh bench          the main job: the benchmark suite's quick run
+#   ./run.sh bench          the main job: the benchmark suite's quick run (--full: all of it)
 #   ./run.sh test           build and run every test (plain, ASan+UBSan, TSan)
 #   ./run.sh test --quick   the plain build's tests only
 #   ./run.sh fuzz [SECONDS] each libFuzzer target for SECONDS (default 600)
@@ -14,7 +14,8 @@ root=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(build-essential cmake pkg-config libasio-dev rapidjson-dev catch2 libssl-dev zlib1g-dev
-          clang libclang-rt-14-dev curl ca-certificates chromium python3-websockets)
+          clang libclang-rt-14-dev curl ca-certificates chromium python3-websockets
+          nginx libnginx-mod-nchan gnuplot-nox)
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 
 say() { printf '\033[1m[courier]\033[0m %s\n' "$*"; }
@@ -30,6 +31,9 @@ install_packages() {
     say "installing: ${missing[*]}"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The benchmark runs its own nginx (benchmarks/nchan); a system service
+    # that the package may have started is not needed.
+    if [ -f /run/nginx.pid ]; then $sudo nginx -s stop 2>/dev/null || true; fi
 }
 
 # The browser tests' npm dependencies: playwright-core (it drives Debian's
@@ -85,9 +89,11 @@ run_fuzz() {
     done
 }
 
+# The benchmark suite (benchmarks/run.py): courier's four transports and
+# nginx + nchan on the same load; --full runs every scenario.
 run_bench() {
     configure_build build/plain
-    "$root/benchmarks/quick.sh" "$root/build/plain" "$@"
+    /usr/bin/python3 "$root/benchmarks/run.py" "$root/build/plain" "$@"
 }
 
 cmd=${1:-}
@@ -96,5 +102,5 @@ case "$cmd" in
     test)  install_packages; install_browser_deps; run_tests "$@" ;;
     bench) install_packages; run_bench "$@" ;;
     fuzz)  install_packages; run_fuzz "$@" ;;
-    *) echo "usage: ./run.sh bench | ./run.sh test [--quick] | ./run.sh fuzz [SECONDS]" >&2; exit 2 ;;
+    *) echo "usage: ./run.sh bench [--full] | ./run.sh test [--quick] | ./run.sh fuzz [SECONDS]" >&2; exit 2 ;;
 esac
