@@ -247,7 +247,10 @@ def main():
     header = f"{'scenario':34} {'transport':5} {'server':8} " + " ".join(f"{label:>11}" for _, label, _ in FIGURES) + \
              "  lost dup missing"
     log(header)
-    for name, transport, args, repeats in scenarios(full):
+    plan = scenarios(full)
+    for index, (name, transport, args, repeats) in enumerate(plan, 1):
+        print(f"  [{index}/{len(plan)}] {name}, {transport}: {repeats} x {len(servers)} runs", file=sys.stderr,
+              flush=True)
         runs = {s.name: [] for s in servers}
         for i in range(repeats):
             for server in servers:  # alternate within each repeat
