@@ -58,6 +58,7 @@ struct config {
     int payload = 64;                // bytes of the published JSON
     int interval_ms = 100;           // interval polling
     int idle = 0;                    // memory scenario: connections to hold open
+    int reconnects = 0;              // reconnect scenario: times each subscriber resumes
     int timeout_s = 60;
     std::string topic = "bench";
 };
@@ -81,7 +82,8 @@ double cpu_seconds(int pid) {
 
 // What every subscriber shares: counters and latencies.
 struct totals {
-    long long delivered = 0, lost = 0, duplicated = 0, gaps = 0;
+    long long delivered = 0, lost = 0, duplicated = 0, gaps = 0, reconnects = 0;
+    std::vector<std::uint32_t> reconnect_us;  // connect to last backlog message
     long long bytes = 0, requests = 0, empty_answers = 0;
     std::vector<std::uint32_t> latency_us;  // one per delivery
     std::int64_t last_delivery_ns = 0;
@@ -130,6 +132,7 @@ public:
         : io_(io), cfg_(cfg), t_(t), ep_(ep), sock_(io), timer_(io), buf_(65536, '\0') {}
 
     void start() {
+        connect_ns_ = now_ns();
         sock_.async_connect(ep_, [self = shared_from_this()](std::error_code ec) {
             if (ec) return self->fail("connect", ec);
             self->sock_.set_option(tcp::no_delay(true));
@@ -148,11 +151,15 @@ private:
 
     void send_first() {
         const auto& tr = cfg_.transport;
+        // From the oldest retained message: on a fresh topic the same as
+        // "from now", and what a resume after a drop asks for (nchan starts
+        // there without an id).
+        const std::string from = nchan() ? "" : "?since=earliest";
         std::string req;
         if (tr == "sse") {
-            req = "GET /sse/" + cfg_.topic + " HTTP/1.1\r\nHost: b\r\nAccept: text/event-stream\r\n\r\n";
+            req = "GET /sse/" + cfg_.topic + from + " HTTP/1.1\r\nHost: b\r\nAccept: text/event-stream\r\n\r\n";
         } else if (tr == "ws") {
-            req = "GET /ws/" + cfg_.topic +
+            req = "GET /ws/" + cfg_.topic + from +
                   " HTTP/1.1\r\nHost: b\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         } else {
@@ -252,7 +259,7 @@ private:
             p = end + 2;
         }
         in_.erase(0, p);
-        return true;
+        return !maybe_reconnect();
     }
 
     bool consume_ws() {
@@ -281,7 +288,7 @@ private:
             p += h + len;
         }
         in_.erase(0, p);
-        return true;
+        return !maybe_reconnect();
     }
 
     // A chunked body (nchan sends large multipart answers so), once whole:
@@ -325,6 +332,7 @@ private:
         }
         in_.erase(0, body_len_);
         head_done_ = false;
+        if (maybe_reconnect()) return false;
         if (!ready_) {
             mark_ready();
         } else if (empty) {
@@ -365,7 +373,28 @@ private:
         ready_ = true;
         ++t_.ready;
     }
-    bool done() const { return next_ >= cfg_.messages; }
+    bool done() const { return next_ >= cfg_.messages && reconnects_left_ == 0; }
+
+    // Reconnect scenario: every message of the backlog arrived; drop the
+    // connection and resume from the start again, as a client that lost its
+    // connection would (the backlog is the messages it missed).
+    bool maybe_reconnect() {
+        if (cfg_.reconnects == 0 || next_ < cfg_.messages || reconnects_left_ == 0) return false;
+        ++t_.reconnects;
+        t_.reconnect_us.push_back(static_cast<std::uint32_t>((now_ns() - connect_ns_) / 1000));
+        if (--reconnects_left_ == 0) return false;
+        std::error_code ignored;
+        sock_.close(ignored);
+        sock_ = tcp::socket(io_);
+        in_.clear();
+        head_done_ = false;
+        next_ = 0;
+        cursor_ = "earliest";
+        last_modified_.clear();
+        etag_.clear();
+        start();
+        return true;
+    }
 
     void fail(const char* what, std::error_code ec) {
         if (done() || stopping_) return;
@@ -385,6 +414,8 @@ private:
     bool chunked_ = false;
     bool head_done_ = false, ready_ = false, reading_ = false, stopping_ = false;
     long long next_ = 0;
+    int reconnects_left_ = cfg_.reconnects;
+    std::int64_t connect_ns_ = 0;
     std::string cursor_ = "earliest", last_modified_, etag_;
 };
 
@@ -486,10 +517,45 @@ std::uint32_t percentile(std::vector<std::uint32_t>& v, double q) {
     return v[k];
 }
 
+// The reconnect scenario: publish the backlog, then every subscriber resumes
+// from the start `reconnects` times; the cost of one reconnect with resume.
+int run_reconnects(const config& cfg, const tcp::endpoint& ep) {
+    asio::io_context io;
+    const auto until = clock_type::now() + std::chrono::seconds(cfg.timeout_s);
+    publisher pub(io, cfg, ep);
+    pub.start();
+    while (pub.answered() < cfg.messages && clock_type::now() < until) io.run_for(std::chrono::milliseconds(2));
+    totals t;
+    std::vector<std::shared_ptr<subscriber>> subs;
+    const double cpu0 = cpu_seconds(cfg.server_pid);
+    const auto t0 = now_ns();
+    for (int i = 0; i < cfg.subscribers; ++i) {
+        subs.push_back(std::make_shared<subscriber>(io, cfg, t, ep));
+        subs.back()->start();
+    }
+    const long long want = static_cast<long long>(cfg.subscribers) * cfg.reconnects;
+    while (t.reconnects < want && clock_type::now() < until) io.run_for(std::chrono::milliseconds(2));
+    const double cpu = cpu_seconds(cfg.server_pid) - cpu0;
+    const double secs = double(now_ns() - t0) / 1e9;
+    for (auto& s : subs) s->stop();
+    const double n = double(std::max<long long>(1, t.reconnects));
+    std::printf("{\"server\":\"%s\",\"transport\":\"%s\",\"subscribers\":%d,\"backlog\":%ld,\"reconnects\":%lld,"
+                "\"expected\":%lld,\"delivered\":%lld,\"lost\":%lld,\"missing\":%lld,\"duplicated\":%lld,"
+                "\"seconds\":%.4f,\"reconnects_per_s\":%.0f,\"cpu_s\":%.4f,\"cpu_us_per_reconnect\":%.2f,"
+                "\"p50_us\":%u,\"p99_us\":%u,\"bytes_per_reconnect\":%.0f,\"requests_per_reconnect\":%.2f}\n",
+                cfg.server.c_str(), cfg.transport.c_str(), cfg.subscribers, cfg.messages, t.reconnects, want,
+                t.delivered, t.lost, (want - t.reconnects) * cfg.messages, t.duplicated, secs, n / std::max(secs, 1e-9),
+                cpu, cpu * 1e6 / n, percentile(t.reconnect_us, 0.5), percentile(t.reconnect_us, 0.99),
+                double(t.bytes) / n, double(t.requests) / n);
+    return 0;
+}
+
 int usage() {
     std::cerr << "usage: courier-loadgen --port N --transport sse|ws|lp|poll [--server courier|nchan] [--server-pid PID]\n"
                  "       [--subscribers N] [--messages N] [--depth N] [--rate MSG_PER_S] [--payload BYTES]\n"
-                 "       [--interval-ms N] [--idle N] [--timeout S] [--topic NAME]\n";
+                 "       [--interval-ms N] [--idle N] [--reconnects N] [--timeout S] [--topic NAME]\n"
+                 "  --reconnects N: publish --messages first; each subscriber then resumes from the start\n"
+                 "  N times, receiving them as its backlog (the cost of one reconnect with resume)\n";
     return 2;
 }
 
@@ -513,6 +579,7 @@ int main(int argc, char** argv) {
             else if (flag == "--payload") cfg.payload = std::stoi(value);
             else if (flag == "--interval-ms") cfg.interval_ms = std::stoi(value);
             else if (flag == "--idle") cfg.idle = std::stoi(value);
+            else if (flag == "--reconnects") cfg.reconnects = std::stoi(value);
             else if (flag == "--timeout") cfg.timeout_s = std::stoi(value);
             else if (flag == "--topic") cfg.topic = value;
             else return usage();
@@ -523,8 +590,9 @@ int main(int argc, char** argv) {
     if (cfg.port == 0 || (cfg.server != "courier" && cfg.server != "nchan")) return usage();
     if (cfg.transport != "sse" && cfg.transport != "ws" && cfg.transport != "lp" && cfg.transport != "poll") return usage();
 
-    asio::io_context io;
     const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), cfg.port);
+    if (cfg.reconnects > 0) return run_reconnects(cfg, ep);
+    asio::io_context io;
     totals t;
     const int count = cfg.idle > 0 ? cfg.idle : cfg.subscribers;
     std::vector<std::shared_ptr<subscriber>> subs;

@@ -182,33 +182,43 @@ def scenarios(full):
     out = []
     # A poller that falls behind (nchan answers one message per poll) is cut
     # at the timeout; what it missed is reported, not waited for.
-    limit = ["--timeout", 20 if full else 8]
+    limit = ["--timeout", 12 if full else 8]
     for s in subs:
         for t in ["sse", "ws", "lp", "poll"]:
-            msgs = (2000 if s == 1000 else 10000) if full else 500
+            msgs = (2000 if s == 1000 else 5000) if full else 500
             args = ["--transport", t, "--subscribers", s, "--messages", msgs, "--depth", 10, "--interval-ms", 100]
-            out.append((f"fan-out {s} subs", t, args + limit, repeats))
+            out.append((f"fan-out {s} subs", t, args + limit, repeats, FIGURES))
     for t in ["sse", "ws", "lp", "poll"]:
         rate, secs = 1000, (5 if full else 2)
         args = ["--transport", t, "--subscribers", 100, "--messages", rate * secs, "--rate", rate, "--interval-ms", 100]
-        out.append((f"steady {rate} msg/s, 100 subs", t, args + limit, repeats))
+        out.append((f"steady {rate} msg/s, 100 subs", t, args + limit, repeats, FIGURES))
     if full:
         for interval in [50, 250, 1000]:
             args = ["--transport", "poll", "--subscribers", 100, "--messages", 2000, "--rate", 200,
                     "--interval-ms", interval]
-            out.append((f"poll every {interval} ms, 200 msg/s", "poll", args + limit, repeats))
+            out.append((f"poll every {interval} ms, 200 msg/s", "poll", args + limit, repeats, FIGURES))
+    # The cost of one reconnect with resume: a 10-message backlog, received
+    # again and again by subscribers that drop and resume.
+    times = 100 if full else 50
+    for t in ["sse", "ws", "lp"]:
+        args = ["--transport", t, "--subscribers", 100, "--messages", 10, "--reconnects", times, "--depth", 10]
+        out.append((f"reconnect + 10-message resume", t, args + limit, repeats, RECONNECT_FIGURES))
     return out
 
 
+RECONNECT_FIGURES = [("cpu_us_per_reconnect", "CPU us/rec", "{:.1f}"), ("reconnects_per_s", "rec/s", "{:.0f}"),
+                     ("p50_us", "p50 us", "{:.0f}"), ("p99_us", "p99 us", "{:.0f}"),
+                     ("bytes_per_reconnect", "B/rec", "{:.0f}"), ("requests_per_reconnect", "req/rec", "{:.2f}")]
+
 FIGURES = [("cpu_us_per_msg", "CPU us/msg", "{:.2f}"), ("msg_per_s", "msg/s", "{:.0f}"),
            ("p50_us", "p50 us", "{:.0f}"), ("p99_us", "p99 us", "{:.0f}"), ("bytes_per_msg", "B/msg", "{:.0f}"),
-           ("requests_per_msg", "req/msg", "{:.3f}")]
+           ("requests_per_msg", "req/msg", "{:.3f}"), ("empty_answers", "empty polls", "{:.0f}")]
 
 
-def summarise(runs):
+def summarise(runs, figures):
     """Median, min and max of every figure over runs."""
     out = {}
-    for key, _, _ in FIGURES:
+    for key, _, _ in figures:
         vals = [r[key] for r in runs]
         out[key] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
     out["lost"] = sum(r["lost"] for r in runs)
@@ -248,7 +258,7 @@ def main():
              "  lost dup missing"
     log(header)
     plan = scenarios(full)
-    for index, (name, transport, args, repeats) in enumerate(plan, 1):
+    for index, (name, transport, args, repeats, figures) in enumerate(plan, 1):
         print(f"  [{index}/{len(plan)}] {name}, {transport}: {repeats} x {len(servers)} runs", file=sys.stderr,
               flush=True)
         runs = {s.name: [] for s in servers}
@@ -263,16 +273,18 @@ def main():
                 finally:
                     server.stop()
         entry = {"scenario": name, "transport": transport, "args": [str(a) for a in args], "runs": runs,
-                 "summary": {}, "ratio": {}}
+                 "figures": [[k, label, fmt] for k, label, fmt in figures], "summary": {}, "ratio": {}}
+        if figures is not FIGURES and index > 1 and plan[index - 2][4] is not figures:
+            log(f"{'':34} {'':5} {'':8} " + " ".join(f"{label:>11}" for _, label, _ in figures))
         for server in servers:
             if not runs[server.name]:
                 continue
-            s = summarise(runs[server.name])
+            s = summarise(runs[server.name], figures)
             entry["summary"][server.name] = s
-            cells = " ".join(f"{fmt.format(s[key]['median']):>11}" for key, _, fmt in FIGURES)
+            cells = " ".join(f"{fmt.format(s[key]['median']):>11}" for key, _, fmt in figures)
             log(f"{name:34} {transport:5} {server.name:8} {cells}  {s['lost']:4} {s['duplicated']:3} {s['missing']:7}")
         if len(servers) == 2 and runs["courier"] and runs["nchan"]:
-            for key, _, _ in FIGURES:
+            for key, _, _ in figures:
                 entry["ratio"][key] = pair_ratio(runs["courier"], runs["nchan"], key)
             cells = " ".join(f"{('' if v is None else f'{v:.2f}x'):>11}" for v in entry["ratio"].values())
             log(f"{'':34} {'':5} {'c/n':8} {cells}")
@@ -301,18 +313,33 @@ def write_report(results, out_dir):
              f"Server pinned to core {SERVER_CORE}, load generator to core {LOAD_CORE}; medians (min-max) "
              "of the repeats; ratio = courier / nchan, pair by pair. Regenerate: `./run.sh bench` "
              "(quick) or `./run.sh bench --full`.", ""]
-    lines.append("| scenario | transport | server | " + " | ".join(label for _, label, _ in FIGURES) +
-                 " | lost | dup | not delivered in time |")
-    lines.append("|" + "---|" * (len(FIGURES) + 6))
-    for e in results["scenarios"]:
+    def header(figures):
+        lines.append("| scenario | transport | server | " + " | ".join(label for _, label, _ in figures) +
+                     " | lost | dup | not delivered in time |")
+        lines.append("|" + "---|" * (len(figures) + 6))
+
+    def table_rows(e, figures):
         for server, s in e["summary"].items():
             cells = " | ".join(f"{fmt.format(s[k]['median'])} ({fmt.format(s[k]['min'])}-{fmt.format(s[k]['max'])})"
-                               for k, _, fmt in FIGURES)
+                               for k, _, fmt in figures)
             lines.append(f"| {e['scenario']} | {e['transport']} | {server} | {cells} | {s['lost']} | {s['duplicated']} "
                          f"| {s['missing']} |")
         if e["ratio"]:
             cells = " | ".join("" if v is None else f"{v:.2f}x" for v in e["ratio"].values())
             lines.append(f"| | | courier/nchan | {cells} | | | |")
+
+    header(FIGURES)
+    for e in results["scenarios"]:
+        if e["figures"][0][0] == FIGURES[0][0]:
+            table_rows(e, FIGURES)
+    reconnects = [e for e in results["scenarios"] if e["figures"][0][0] == RECONNECT_FIGURES[0][0]]
+    if reconnects:
+        lines += ["", "## One reconnect with resume", "",
+                  "Each subscriber drops its connection and resumes from the start of a 10-message backlog; "
+                  "CPU is the server's per reconnect, p50/p99 the time from connect to the backlog's last message.", ""]
+        header(RECONNECT_FIGURES)
+        for e in reconnects:
+            table_rows(e, RECONNECT_FIGURES)
     lines += ["", "## Memory per idle connection (RSS growth)", "", "| transport | server | connections | bytes each |",
               "|---|---|---|---|"]
     for m in results["memory"]:
