@@ -34,6 +34,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <vector>
 
@@ -78,6 +79,14 @@ double cpu_seconds(int pid) {
         if (i == 15) stime = std::stoll(field);
     }
     return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
+}
+
+// This process's own CPU time: the load generator must cost less per
+// message than the server it measures, and says how much it did.
+double own_cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 // What every subscriber shares: counters and latencies.
@@ -619,6 +628,7 @@ int main(int argc, char** argv) {
 
     publisher pub(io, cfg, ep);
     const double cpu0 = cpu_seconds(cfg.server_pid);
+    const double own0 = own_cpu_seconds();
     const auto t0 = now_ns();
     pub.start();
     const long long want = static_cast<long long>(cfg.messages) * cfg.subscribers;
@@ -637,6 +647,7 @@ int main(int argc, char** argv) {
         }
     }
     const double cpu = cpu_seconds(cfg.server_pid) - cpu0;
+    const double own = own_cpu_seconds() - own0;
     const auto end_ns = t.last_delivery_ns > t0 ? t.last_delivery_ns : now_ns();
     const double secs = double(end_ns - t0) / 1e9;
     long long missing = 0;
@@ -651,10 +662,10 @@ int main(int argc, char** argv) {
         "\"payload\":%d,\"interval_ms\":%d,\"delivered\":%lld,\"expected\":%lld,\"lost\":%lld,\"missing\":%lld,"
         "\"duplicated\":%lld,\"gaps\":%lld,\"publish_errors\":%d,\"seconds\":%.4f,\"msg_per_s\":%.0f,"
         "\"cpu_s\":%.4f,\"cpu_us_per_msg\":%.4f,\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"max_us\":%u,"
-        "\"bytes_per_msg\":%.1f,\"requests_per_msg\":%.4f,\"empty_answers\":%lld}\n",
+        "\"bytes_per_msg\":%.1f,\"requests_per_msg\":%.4f,\"empty_answers\":%lld,\"loadgen_cpu_us_per_msg\":%.4f}\n",
         cfg.server.c_str(), cfg.transport.c_str(), cfg.subscribers, cfg.messages, cfg.depth, cfg.rate, cfg.payload,
         cfg.interval_ms, t.delivered, want, t.lost, missing, t.duplicated, t.gaps, pub.errors(), secs,
         double(t.delivered) / std::max(secs, 1e-9), cpu, cpu * 1e6 / delivered, p50, p90, p99, max,
-        double(t.bytes) / delivered, double(t.requests) / delivered, t.empty_answers);
+        double(t.bytes) / delivered, double(t.requests) / delivered, t.empty_answers, own * 1e6 / delivered);
     return 0;
 }

@@ -212,7 +212,8 @@ RECONNECT_FIGURES = [("cpu_us_per_reconnect", "CPU us/rec", "{:.1f}"), ("reconne
 
 FIGURES = [("cpu_us_per_msg", "CPU us/msg", "{:.2f}"), ("msg_per_s", "msg/s", "{:.0f}"),
            ("p50_us", "p50 us", "{:.0f}"), ("p99_us", "p99 us", "{:.0f}"), ("bytes_per_msg", "B/msg", "{:.0f}"),
-           ("requests_per_msg", "req/msg", "{:.3f}"), ("empty_answers", "empty polls", "{:.0f}")]
+           ("requests_per_msg", "req/msg", "{:.3f}"), ("empty_answers", "empty polls", "{:.0f}"),
+           ("loadgen_cpu_us_per_msg", "load us/msg", "{:.2f}")]
 
 
 def summarise(runs, figures):
