@@ -345,7 +345,10 @@ def write_report(results, out_dir):
               "|---|---|---|---|"]
     for m in results["memory"]:
         lines.append(f"| {m['transport']} | {m['server']} | {m['connections']} | {m['bytes_per_connection']:.0f} |")
-    lines += ["", "![server CPU per delivered message](cpu.svg)", "![p99 latency at a steady rate](latency.svg)", ""]
+    lines += ["", "![server CPU per delivered message](cpu.svg)", "![p99 latency at a steady rate](latency.svg)"]
+    if results["full"]:
+        lines.append("![interval polling: latency against requests](poll-sweep.svg)")
+    lines.append("")
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write("\n".join(lines))
     plot(results, out_dir)
@@ -374,6 +377,29 @@ def plot(results, out_dir):
             subprocess.run([gnuplot, "-e", script], capture_output=True)
     bars("fan-out", "cpu_us_per_msg", "Server CPU per delivered message (fan-out, 64-byte messages)", "microseconds")
     bars("steady", "p99_us", "p99 latency at 1000 msg/s, 100 subscribers", "microseconds")
+    sweep(results, out_dir, gnuplot)
+
+
+def sweep(results, out_dir, gnuplot):
+    """The polling-interval sweep (full run): latency against requests per message."""
+    rows = [e for e in results["scenarios"] if e["scenario"].startswith("poll every") and "courier" in e["summary"]]
+    if not rows:
+        return
+    data = os.path.join(out_dir, "poll-sweep.dat")
+    with open(data, "w") as f:
+        for e in rows:
+            interval = e["scenario"].split()[2]
+            s = e["summary"]["courier"]
+            f.write(f"{interval} {s['p50_us']['median'] / 1000} {s['requests_per_msg']['median']}\n")
+    for term, ext in [("svg size 800,420", "svg"), ("pngcairo size 800,420", "png")]:
+        out = os.path.join(out_dir, f"poll-sweep.{ext}")
+        script = (f"set terminal {term}; set output '{out}';"
+                  "set title 'Interval polling, courier, 200 msg/s to 100 subscribers';"
+                  "set xlabel 'poll interval (ms)'; set ylabel 'p50 latency (ms)'; set y2label 'requests per message';"
+                  "set ytics nomirror; set y2tics; set key top left; set logscale x; set yrange [0:*]; set y2range [0:*];"
+                  f"plot '{data}' using 1:2 with linespoints title 'p50 latency', "
+                  f"'{data}' using 1:3 axes x1y2 with linespoints title 'requests per message'")
+        subprocess.run([gnuplot, "-e", script], capture_output=True)
 
 
 if __name__ == "__main__":
