@@ -333,7 +333,9 @@ private:
             if (!lm.empty()) last_modified_.assign(lm);
             if (!et.empty()) etag_.assign(et);
         } else {
-            const auto at = body.find("\"next\":\"");
+            // "next" follows the messages: search from the end, not through
+            // every quote of a batch.
+            const auto at = body.rfind("\"next\":\"");
             if (at != std::string_view::npos) {
                 const auto from = at + 8;
                 cursor_.assign(body.substr(from, body.find('"', from) - from));
@@ -627,11 +629,12 @@ int main(int argc, char** argv) {
     }
 
     publisher pub(io, cfg, ep);
+    const long long want = static_cast<long long>(cfg.messages) * cfg.subscribers;
+    t.latency_us.reserve(static_cast<std::size_t>(want));  // no reallocation while measuring
     const double cpu0 = cpu_seconds(cfg.server_pid);
     const double own0 = own_cpu_seconds();
     const auto t0 = now_ns();
     pub.start();
-    const long long want = static_cast<long long>(cfg.messages) * cfg.subscribers;
     const auto end_by = clock_type::now() + std::chrono::seconds(cfg.timeout_s);
     auto idle_since = clock_type::now();
     long long last_seen = -1;
