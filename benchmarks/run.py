@@ -265,7 +265,11 @@ def main():
         runs = {s.name: [] for s in servers}
         for i in range(repeats):
             for server in servers:  # alternate within each repeat
-                pid = server.start()
+                try:
+                    pid = server.start()
+                except Exception as e:  # e.g. nginx cannot load the module: report, go on
+                    log(f"  {server.name} did not start: {e}")
+                    continue
                 try:
                     r = loadgen(build, server, pid, args + ["--topic", f"t{i}"])
                     runs[server.name].append(r)
