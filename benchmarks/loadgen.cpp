@@ -180,6 +180,9 @@ private:
 
     // Long polling and interval polling: one request per answer.
     void send_poll() {
+        // Room for a whole batched answer, kept: a poller whose buffer grew
+        // per answer faulted in fresh pages each time.
+        if (in_.capacity() < poll_buffer) in_.reserve(poll_buffer);
         const bool lp = cfg_.transport == "lp";
         // nchan: /lp1 (one message per answer, nchan's default). Its batched
         // multipart answers (/lp) sent bodies longer than their
@@ -204,6 +207,8 @@ private:
         if (lp) mark_ready();
         if (!reading_) read();
     }
+
+    static constexpr std::size_t poll_buffer = 256 * 1024;
 
     void write(std::string req) {
         auto p = std::make_shared<std::string>(std::move(req));
