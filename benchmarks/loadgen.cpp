@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <filesystem>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -64,21 +65,20 @@ struct config {
     std::string topic = "bench";
 };
 
-// Server CPU time (user + system) of `pid`, from /proc.
+// Server CPU time of `pid` in seconds: the run time of all its threads, in
+// nanoseconds, from /proc/PID/task/*/schedstat (/proc/PID/stat counts in
+// 10 ms ticks, too coarse for a run of a fraction of a second).
 double cpu_seconds(int pid) {
     if (pid <= 0) return 0;
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string s((std::istreambuf_iterator<char>(f)), {});
-    const auto close = s.rfind(')');
-    if (close == std::string::npos) return 0;
-    std::istringstream in(s.substr(close + 2));
-    std::string field;
-    long long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && in >> field; ++i) {
-        if (i == 14) utime = std::stoll(field);
-        if (i == 15) stime = std::stoll(field);
+    double total = 0;
+    std::error_code ec;
+    const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+        std::ifstream f(task.path() / "schedstat");
+        unsigned long long ns = 0;
+        if (f >> ns) total += double(ns) / 1e9;
     }
-    return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
+    return total;
 }
 
 // This process's own CPU time: the load generator must cost less per
@@ -172,7 +172,9 @@ private:
                   " HTTP/1.1\r\nHost: b\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         } else {
-            return send_poll();
+            send_poll();
+            read();  // one read for the connection's life: each answer's handler reads on
+            return;
         }
         write(std::move(req));
         read();
@@ -184,11 +186,8 @@ private:
         // per answer faulted in fresh pages each time.
         if (in_.capacity() < poll_buffer) in_.reserve(poll_buffer);
         const bool lp = cfg_.transport == "lp";
-        // nchan: /lp1 (one message per answer, nchan's default). Its batched
-        // multipart answers (/lp) sent bodies longer than their
-        // Content-Length under this load (nchan 1.3.6), which no HTTP
-        // client can follow; see benchmarks/nchan/README.md.
-        std::string req = "GET /" + std::string(lp ? (nchan() ? "lp1/" : "lp/") : "poll/") + cfg_.topic;
+        // nchan: /lp, whose answers batch what is buffered (multipart).
+        std::string req = "GET /" + std::string(lp ? "lp/" : "poll/") + cfg_.topic;
         if (nchan()) {
             req += " HTTP/1.1\r\nHost: b\r\n";
             // nchan resumes from the answer's Last-Modified and Etag.
@@ -205,7 +204,6 @@ private:
         // id, courier with since=earliest on a fresh topic): it is ready,
         // and loses nothing, as soon as it is sent.
         if (lp) mark_ready();
-        if (!reading_) read();
     }
 
     static constexpr std::size_t poll_buffer = 256 * 1024;
@@ -218,9 +216,7 @@ private:
     }
 
     void read() {
-        reading_ = true;
         sock_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](std::error_code ec, std::size_t n) {
-            self->reading_ = false;
             if (ec) return self->fail("read", ec);
             self->t_.bytes += static_cast<long long>(n);
             self->in_.append(self->buf_.data(), n);
@@ -232,8 +228,8 @@ private:
     // Parses what arrived; false when the subscriber is done with this socket.
     bool consume() {
         if (!head_done_) {
-            // nchan's multipart answers end with a CRLF their Content-Length
-            // leaves out: skip it before the next head.
+            // Tolerate CRLFs between answers (RFC 9112 asks recipients to
+            // ignore them before a message).
             std::size_t skip = 0;
             while (in_.compare(skip, 2, "\r\n") == 0) skip += 2;
             in_.erase(0, skip);
@@ -428,7 +424,7 @@ private:
     std::size_t body_len_ = 0;
     std::string body_;
     bool chunked_ = false;
-    bool head_done_ = false, ready_ = false, reading_ = false, stopping_ = false;
+    bool head_done_ = false, ready_ = false, stopping_ = false;
     long long next_ = 0;
     int reconnects_left_ = cfg_.reconnects;
     std::int64_t connect_ns_ = 0;
@@ -636,15 +632,24 @@ int main(int argc, char** argv) {
     publisher pub(io, cfg, ep);
     const long long want = static_cast<long long>(cfg.messages) * cfg.subscribers;
     t.latency_us.reserve(static_cast<std::size_t>(want));  // no reallocation while measuring
+    // Everything is counted from the first publish: what subscribers did
+    // while the others connected is not the run's.
+    const totals before = t;
     const double cpu0 = cpu_seconds(cfg.server_pid);
     const double own0 = own_cpu_seconds();
     const auto t0 = now_ns();
+    double cpu_at_last = cpu0, own_at_last = own0;
     pub.start();
     const auto end_by = clock_type::now() + std::chrono::seconds(cfg.timeout_s);
     auto idle_since = clock_type::now();
     long long last_seen = -1;
     while (clock_type::now() < end_by) {
         io.run_for(std::chrono::milliseconds(2));
+        // CPU is taken up to the last delivery, not to the end of the wait.
+        if (t.delivered != last_seen) {
+            cpu_at_last = cpu_seconds(cfg.server_pid);
+            own_at_last = own_cpu_seconds();
+        }
         if (t.delivered + t.lost >= want && pub.answered() >= cfg.messages) break;
         // Everything published and answered, and nothing arrives for 3 s: done.
         if (t.delivered != last_seen) {
@@ -654,8 +659,11 @@ int main(int argc, char** argv) {
             break;
         }
     }
-    const double cpu = cpu_seconds(cfg.server_pid) - cpu0;
-    const double own = own_cpu_seconds() - own0;
+    const double cpu = cpu_at_last - cpu0;
+    const double own = own_at_last - own0;
+    t.bytes -= before.bytes;
+    t.requests -= before.requests;
+    t.empty_answers -= before.empty_answers;
     const auto end_ns = t.last_delivery_ns > t0 ? t.last_delivery_ns : now_ns();
     const double secs = double(end_ns - t0) / 1e9;
     long long missing = 0;

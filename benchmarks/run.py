@@ -81,7 +81,11 @@ class Courier:
             [self.hub, "--port", str(self.port), "--address", "127.0.0.1", "--threads", "1",
              "--history", "1000000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pinned(SERVER_CORE))
-        wait_port(self.port, self.proc)
+        try:
+            wait_port(self.port, self.proc)
+        except Exception:
+            self.stop()
+            raise
         return self.proc.pid
 
     def stop(self):
@@ -121,15 +125,29 @@ class Nchan:
                                       os.path.join(self.prefix, "error.log"), "-g", "daemon off;"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=pinned(SERVER_CORE))
-        wait_port(self.port, self.proc)
+        try:
+            wait_port(self.port, self.proc)
+        except Exception:
+            self.stop()
+            raise
         return self.worker_pid()
 
     def worker_pid(self):
+        """The worker: the master's child (found in /proc: no procps needed)."""
         for _ in range(50):
-            out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
-            if out:
-                return int(out[0])
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.proc.pid:  # field 4: ppid
+                    self.worker = int(entry)
+                    return self.worker
             time.sleep(0.05)
+        self.stop()
         raise RuntimeError("nginx worker not found")
 
     def stop(self):
@@ -139,6 +157,11 @@ class Nchan:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            if getattr(self, "worker", None):  # a killed master leaves its worker behind
+                try:
+                    os.kill(self.worker, signal.SIGKILL)
+                except OSError:
+                    pass
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
@@ -211,7 +234,8 @@ RECONNECT_FIGURES = [("cpu_us_per_reconnect", "CPU us/rec", "{:.1f}"), ("reconne
                      ("bytes_per_reconnect", "B/rec", "{:.0f}"), ("requests_per_reconnect", "req/rec", "{:.2f}")]
 
 FIGURES = [("cpu_us_per_msg", "CPU us/msg", "{:.2f}"), ("msg_per_s", "msg/s", "{:.0f}"),
-           ("p50_us", "p50 us", "{:.0f}"), ("p99_us", "p99 us", "{:.0f}"), ("bytes_per_msg", "B/msg", "{:.0f}"),
+           ("p50_us", "p50 us", "{:.0f}"), ("p90_us", "p90 us", "{:.0f}"), ("p99_us", "p99 us", "{:.0f}"),
+           ("max_us", "max us", "{:.0f}"), ("bytes_per_msg", "B/msg", "{:.0f}"),
            ("requests_per_msg", "req/msg", "{:.3f}"), ("empty_answers", "empty polls", "{:.0f}"),
            ("loadgen_cpu_us_per_msg", "load us/msg", "{:.2f}")]
 
