@@ -60,7 +60,7 @@ struct config {
     int payload = 64;                // bytes of the published JSON
     int interval_ms = 100;           // interval polling
     int idle = 0;                    // memory scenario: connections to hold open
-    int reconnects = 0;              // reconnect scenario: times each subscriber resumes
+    int reconnects = 0;              // reconnect scenario: messages per connection before a resume
     int timeout_s = 60;
     std::string topic = "bench";
 };
@@ -163,14 +163,23 @@ private:
         // From the oldest retained message: on a fresh topic the same as
         // "from now", and what a resume after a drop asks for (nchan starts
         // there without an id).
-        const std::string from = nchan() ? "" : "?since=earliest";
+        // A resume (reconnect scenario) starts after the last id received:
+        // courier's ?since=, nchan's Last-Event-ID (SSE) or ?last_event_id=
+        // (WebSocket, whose frames then carry ids: ws+meta.nchan).
+        std::string from = nchan() ? "" : "?since=" + (last_id_.empty() ? std::string("earliest") : last_id_);
+        std::string extra;
+        if (nchan() && !last_id_.empty()) {
+            if (tr == "sse") extra = "Last-Event-ID: " + last_id_ + "\r\n";
+            else from = "?last_event_id=" + last_id_;
+        }
+        if (nchan() && tr == "ws" && cfg_.reconnects > 0) extra += "Sec-WebSocket-Protocol: ws+meta.nchan\r\n";
         std::string req;
         if (tr == "sse") {
-            req = "GET /sse/" + cfg_.topic + from + " HTTP/1.1\r\nHost: b\r\nAccept: text/event-stream\r\n\r\n";
+            req = "GET /sse/" + cfg_.topic + from + " HTTP/1.1\r\nHost: b\r\nAccept: text/event-stream\r\n" + extra + "\r\n";
         } else if (tr == "ws") {
             req = "GET /ws/" + cfg_.topic + from +
                   " HTTP/1.1\r\nHost: b\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n";
         } else {
             send_poll();
             read();  // one read for the connection's life: each answer's handler reads on
@@ -364,6 +373,7 @@ private:
 
     void deliver_unit(std::string_view unit) {
         const auto now = now_ns();
+        if (cfg_.reconnects > 0) remember_id(unit);
         scan_payloads(unit, [&](long long seq, long long t) {
             if (seq < next_) {
                 ++t_.duplicated;
@@ -385,28 +395,43 @@ private:
         ready_ = true;
         ++t_.ready;
     }
-    bool done() const { return next_ >= cfg_.messages && reconnects_left_ == 0; }
+    bool done() const { return next_ >= cfg_.messages; }
 
     // Reconnect scenario: every message of the backlog arrived; drop the
     // connection and resume from the start again, as a client that lost its
     // connection would (the backlog is the messages it missed).
+    // The id of a delivered unit: an SSE block's (or nchan's ws+meta
+    // frame's) `id:` line, or a courier envelope's "id".
+    void remember_id(std::string_view unit) {
+        std::size_t at = std::string_view::npos;
+        if (unit.starts_with("id: ")) at = 4;
+        else if (const auto p = unit.find("\nid: "); p != std::string_view::npos) at = p + 5;
+        if (at != std::string_view::npos) {
+            last_id_.assign(unit.substr(at, unit.find('\n', at) - at));
+        } else if (unit.starts_with("{\"id\":\"")) {
+            last_id_.assign(unit.substr(7, unit.find('"', 7) - 7));
+        }
+    }
+
+    // Reconnect scenario: after every `reconnects` messages the subscriber
+    // drops its connection and resumes after the last id it received (a
+    // client that lost its connection); the exactly-once check goes on
+    // across every reconnect. Long polling resumes from its cursor
+    // (courier's next, nchan's Last-Modified and Etag).
     bool maybe_reconnect() {
-        if (cfg_.reconnects == 0 || next_ < cfg_.messages || reconnects_left_ == 0) return false;
+        if (cfg_.reconnects == 0 || next_ - since_connect_ < cfg_.reconnects || next_ >= cfg_.messages) return false;
         ++t_.reconnects;
         t_.reconnect_us.push_back(static_cast<std::uint32_t>((now_ns() - connect_ns_) / 1000));
-        if (--reconnects_left_ == 0) return false;
         std::error_code ignored;
         sock_.close(ignored);
         sock_ = tcp::socket(io_);
         in_.clear();
         head_done_ = false;
-        next_ = 0;
-        cursor_ = "earliest";
-        last_modified_.clear();
-        etag_.clear();
+        since_connect_ = next_;
         start();
         return true;
     }
+
 
     void fail(const char* what, std::error_code ec) {
         if (done() || stopping_) return;
@@ -426,7 +451,8 @@ private:
     bool chunked_ = false;
     bool head_done_ = false, ready_ = false, stopping_ = false;
     long long next_ = 0;
-    int reconnects_left_ = cfg_.reconnects;
+    long long since_connect_ = 0;
+    std::string last_id_;
     std::int64_t connect_ns_ = 0;
     std::string cursor_ = "earliest", last_modified_, etag_;
 };
@@ -530,7 +556,8 @@ std::uint32_t percentile(std::vector<std::uint32_t>& v, double q) {
 }
 
 // The reconnect scenario: publish the backlog, then every subscriber resumes
-// from the start `reconnects` times; the cost of one reconnect with resume.
+// after every `reconnects` messages from the last id it received, until it
+// has them all; the cost of one reconnect with resume.
 int run_reconnects(const config& cfg, const tcp::endpoint& ep) {
     asio::io_context io;
     const auto until = clock_type::now() + std::chrono::seconds(cfg.timeout_s);
@@ -545,18 +572,20 @@ int run_reconnects(const config& cfg, const tcp::endpoint& ep) {
         subs.push_back(std::make_shared<subscriber>(io, cfg, t, ep));
         subs.back()->start();
     }
-    const long long want = static_cast<long long>(cfg.subscribers) * cfg.reconnects;
-    while (t.reconnects < want && clock_type::now() < until) io.run_for(std::chrono::milliseconds(2));
+    const long long want = static_cast<long long>(cfg.subscribers) * cfg.messages;
+    while (t.delivered + t.lost < want && clock_type::now() < until) io.run_for(std::chrono::milliseconds(2));
     const double cpu = cpu_seconds(cfg.server_pid) - cpu0;
     const double secs = double(now_ns() - t0) / 1e9;
     for (auto& s : subs) s->stop();
     const double n = double(std::max<long long>(1, t.reconnects));
+    long long missing = 0;
+    for (const auto& s : subs) missing += std::max<long long>(0, cfg.messages - s->expected());
     std::printf("{\"server\":\"%s\",\"transport\":\"%s\",\"subscribers\":%d,\"backlog\":%ld,\"reconnects\":%lld,"
                 "\"expected\":%lld,\"delivered\":%lld,\"lost\":%lld,\"missing\":%lld,\"duplicated\":%lld,"
                 "\"seconds\":%.4f,\"reconnects_per_s\":%.0f,\"cpu_s\":%.4f,\"cpu_us_per_reconnect\":%.2f,"
                 "\"p50_us\":%u,\"p99_us\":%u,\"bytes_per_reconnect\":%.0f,\"requests_per_reconnect\":%.2f}\n",
                 cfg.server.c_str(), cfg.transport.c_str(), cfg.subscribers, cfg.messages, t.reconnects, want,
-                t.delivered, t.lost, (want - t.reconnects) * cfg.messages, t.duplicated, secs, n / std::max(secs, 1e-9),
+                t.delivered, t.lost, missing, t.duplicated, secs, n / std::max(secs, 1e-9),
                 cpu, cpu * 1e6 / n, percentile(t.reconnect_us, 0.5), percentile(t.reconnect_us, 0.99),
                 double(t.bytes) / n, double(t.requests) / n);
     return 0;
@@ -566,8 +595,8 @@ int usage() {
     std::cerr << "usage: courier-loadgen --port N --transport sse|ws|lp|poll [--server courier|nchan] [--server-pid PID]\n"
                  "       [--subscribers N] [--messages N] [--depth N] [--rate MSG_PER_S] [--payload BYTES]\n"
                  "       [--interval-ms N] [--idle N] [--reconnects N] [--timeout S] [--topic NAME]\n"
-                 "  --reconnects N: publish --messages first; each subscriber then resumes from the start\n"
-                 "  N times, receiving them as its backlog (the cost of one reconnect with resume)\n";
+                 "  --reconnects N: publish --messages first; each subscriber then reads them, dropping its\n"
+                 "  connection after every N and resuming after the last id it got (cost of a reconnect)\n";
     return 2;
 }
 
