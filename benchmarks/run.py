@@ -57,6 +57,18 @@ def wait_port(port, proc, seconds=10):
     raise RuntimeError("server did not start listening")
 
 
+def terminate(proc):
+    """SIGTERM, then SIGKILL after 10 s. True when it had to be killed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return True
+
+
 def rss_bytes(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -89,12 +101,7 @@ class Courier:
         return self.proc.pid
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
 
 
 class Nchan:
@@ -151,17 +158,11 @@ class Nchan:
         raise RuntimeError("nginx worker not found")
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            if getattr(self, "worker", None):  # a killed master leaves its worker behind
-                try:
-                    os.kill(self.worker, signal.SIGKILL)
-                except OSError:
-                    pass
+        if terminate(self.proc) and getattr(self, "worker", None):  # a killed master leaves its worker behind
+            try:
+                os.kill(self.worker, signal.SIGKILL)
+            except OSError:
+                pass
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace courier {
@@ -50,6 +51,13 @@ struct read_result {
     std::string next;                   // resume cursor after these messages
     std::string gap_next;               // after a gap: the cursor delivery restarted from
 };
+
+/// Where a subscription from `since` starts, as a resume cursor: past the
+/// gap, or `since` itself, or (from now) the cursor after the backlog.
+inline std::string start_cursor(const read_result& backlog, std::string_view since) {
+    if (backlog.gap) return backlog.gap_next;
+    return since.empty() ? backlog.next : std::string(since);
+}
 
 /// Broker options; designated initialisers make call sites read well:
 /// `courier::broker hub{{.history = 1000}}`.

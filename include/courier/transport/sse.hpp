@@ -303,7 +303,7 @@ asio::awaitable<bool> sse::serve(Ctx& ctx, const options& opt) {
         if (backlogs[i].gap) preamble += detail::sse_gap_event(topics[i], backlogs[i].gap_next);
         // Until a topic's first message is written, its part of the stream's
         // id is where the client asked to start (or now, or past the gap).
-        stream.set_cursor(i, backlogs[i].gap ? backlogs[i].gap_next : since[i].empty() ? backlogs[i].next : since[i]);
+        stream.set_cursor(i, start_cursor(backlogs[i], since[i]));
     }
     stream.append_start_id(preamble);
     for (std::size_t i = 0; i < topics.size(); ++i)

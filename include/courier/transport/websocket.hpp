@@ -131,7 +131,7 @@ public:
         if (ec) return ec;
         if (backlog.gap) push_op(ws_gap_op(topic, backlog.gap_next));
         if (!ref.empty())
-            push_op(ws_ack_op(ref, backlog.gap ? backlog.gap_next : since.empty() ? backlog.next : std::string(since)));
+            push_op(ws_ack_op(ref, start_cursor(backlog, since)));
         for (const auto& m : backlog.messages) queue_.push_backlog(m, entry->tag, frame_for(*m).size());
         subs_.push_back(std::move(entry));
         wake_writer();
