@@ -5,6 +5,7 @@
 #   ./run.sh test           build and run every test (plain, ASan+UBSan, TSan)
 #   ./run.sh test --quick   the plain build's tests only
 #   ./run.sh fuzz [SECONDS] each libFuzzer target for SECONDS (default 600)
+#   ./run.sh demo [PORT]    the chat example: prints a URL to open (default port 8080)
 #
 # Installs the Debian packages it needs when they are missing (as root, or
 # through sudo), then configures and builds under build/.
@@ -96,11 +97,23 @@ run_bench() {
     /usr/bin/python3 "$root/benchmarks/run.py" "$root/build/plain" "$@"
 }
 
+# The chat example (examples/chat) on PORT, until Ctrl-C.
+run_demo() {
+    local port=${1:-8080}
+    cmake -S "$root" -B build/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build/plain -j"$jobs" --target courier-chat
+    say "open http://127.0.0.1:$port/ in a browser (tokens: alice, bob, ceo of acme; carol, dave of globex);"
+    say "two windows with different tokens or transports chat with each other. Ctrl-C stops it."
+    exec build/plain/examples/courier-chat --port "$port"
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
     test)  install_packages; install_browser_deps; run_tests "$@" ;;
     bench) install_packages; run_bench "$@" ;;
     fuzz)  install_packages; run_fuzz "$@" ;;
-    *) echo "usage: ./run.sh bench [--full] | ./run.sh test [--quick] | ./run.sh fuzz [SECONDS]" >&2; exit 2 ;;
+    demo)  install_packages; run_demo "$@" ;;
+    *) echo "usage: ./run.sh bench [--full] | ./run.sh test [--quick] | ./run.sh fuzz [SECONDS] | ./run.sh demo [PORT]" >&2
+       exit 2 ;;
 esac

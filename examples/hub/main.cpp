@@ -1,18 +1,16 @@
 // courier-hub: every transport courier has, mounted on one server.
 //
 //   courier-hub [--port N] [--threads N] [--history N] [--allow-origin ORIGIN]...
-//               [--keepalive SECONDS] [--tokens FILE]
+//               [--keepalive SECONDS] [--tokens FILE] [--web DIR]
 //
-// Mounts /poll, /lp, /sse and /ws. Publish with POST on any mount:
+// Mounts /poll, /lp, /sse and /ws, /courier.js, and at / one page per
+// platform API (fetch polling, fetch long polling, EventSource, WebSocket)
+// plus one that uses courier.js. Publish with POST on any mount:
 //   curl -d '{"text":"hi"}' http://127.0.0.1:8080/poll/room
+#include "../common/example.hpp"
+
 #include <courier/courier.hpp>
 
-#include <asio/io_context.hpp>
-#include <asio/signal_set.hpp>
-
-#include <charconv>
-#include <csignal>
-#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -21,18 +19,23 @@
 #include <unordered_map>
 #include <vector>
 
+#ifndef COURIER_HUB_DIR
+#define COURIER_HUB_DIR ""
+#endif
+
 namespace {
 
 constexpr std::string_view usage =
     "usage: courier-hub [--port N] [--threads N] [--history N] [--allow-origin ORIGIN]...\n"
-    "                   [--keepalive SECONDS] [--tokens FILE] [--address ADDR]\n"
+    "                   [--keepalive SECONDS] [--tokens FILE] [--address ADDR] [--web DIR]\n"
     "  --port N             port to listen on (0 picks a free one and prints it; default 8080)\n"
     "  --threads N          io threads (default: one per hardware thread)\n"
     "  --history N          messages kept per topic (default 1000)\n"
     "  --allow-origin O     allow cross-origin requests from O (repeatable; * for any)\n"
     "  --keepalive SECONDS  SSE keepalive comments and WebSocket idle pings (default 15)\n"
     "  --tokens FILE        demo authorizer: each line `token tenant`; without it the hub is open\n"
-    "  --address ADDR       address to bind (default 0.0.0.0)\n";
+    "  --address ADDR       address to bind (default 0.0.0.0)\n"
+    "  --web DIR            pages served at / (default: web/ of the example)\n";
 
 struct settings {
     std::string address = "0.0.0.0";
@@ -42,45 +45,8 @@ struct settings {
     unsigned long keepalive = 15;
     std::vector<std::string> origins;
     std::string tokens;
+    std::string web;
 };
-
-bool parse_number(std::string_view s, unsigned long& out, unsigned long max) {
-    const auto [p, e] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return !s.empty() && e == std::errc{} && p == s.data() + s.size() && out <= max;
-}
-
-// Returns false (after printing why) when the command line is wrong.
-bool parse_args(int argc, char** argv, settings& s) {
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view flag = argv[i];
-        if (flag == "--help" || flag == "-h") {
-            std::cout << usage;
-            std::exit(0);
-        }
-        if (i + 1 >= argc) {
-            std::cerr << "courier-hub: " << flag << " needs a value (or is unknown)\n" << usage;
-            return false;
-        }
-        const std::string_view value = argv[++i];
-        bool ok = true;
-        if (flag == "--port") ok = parse_number(value, s.port, 65535);
-        else if (flag == "--threads") ok = parse_number(value, s.threads, 1024);
-        else if (flag == "--history") ok = parse_number(value, s.history, 10'000'000) && s.history > 0;
-        else if (flag == "--keepalive") ok = parse_number(value, s.keepalive, 3600) && s.keepalive > 0;
-        else if (flag == "--allow-origin") s.origins.emplace_back(value);
-        else if (flag == "--tokens") s.tokens = value;
-        else if (flag == "--address") s.address = value;
-        else {
-            std::cerr << "courier-hub: unknown flag " << flag << "\n" << usage;
-            return false;
-        }
-        if (!ok) {
-            std::cerr << "courier-hub: bad value for " << flag << ": " << value << "\n" << usage;
-            return false;
-        }
-    }
-    return true;
-}
 
 // The demo authorizer: a token file of `token tenant` lines. Every token may
 // publish and subscribe to every topic of its tenant.
@@ -108,7 +74,17 @@ courier::authorizer load_tokens(const std::string& path) {
 
 int main(int argc, char** argv) {
     settings s;
-    if (!parse_args(argc, argv, s)) return 2;
+    const bool ok = example::command_line("courier-hub", std::string(usage))
+                        .number("--port", s.port, 0, 65535)
+                        .number("--threads", s.threads, 0, 1024)
+                        .number("--history", s.history, 1, 10'000'000)
+                        .number("--keepalive", s.keepalive, 1, 3600)
+                        .list("--allow-origin", s.origins)
+                        .text("--tokens", s.tokens)
+                        .text("--address", s.address)
+                        .text("--web", s.web)
+                        .parse(argc, argv);
+    if (!ok) return 2;
     try {
         courier::broker hub{{.history = s.history}};
         courier::server_options opt{.address = s.address,
@@ -122,18 +98,16 @@ int main(int argc, char** argv) {
         srv.mount(courier::channel<courier::sse>{"/sse", {.keepalive = std::chrono::seconds(s.keepalive)}});
         srv.mount(courier::channel<courier::websocket>{"/ws", {.ping_interval = std::chrono::seconds(s.keepalive)}});
 
-        // Signals are caught on an io_context of their own, so that SIGINT and
-        // SIGTERM stop the server gracefully whatever its threads are doing.
-        asio::io_context signals_io;
-        asio::signal_set signals(signals_io, SIGINT, SIGTERM);
-        signals.async_wait([&](std::error_code ec, int) {
-            if (!ec) srv.stop();
+        // The pages of examples/hub/web (one per platform API) and courier.js.
+        const auto web = s.web.empty() ? example::example_dir(COURIER_HUB_DIR, "hub") / "web"
+                                       : std::filesystem::path(s.web);
+        if (!s.web.empty() || std::filesystem::is_directory(web)) srv.mount(courier::static_files{"/", web});
+        srv.mount(courier::static_files::courier_js());
+
+        example::serve_until_signal(srv, [&] {
+            std::cout << "courier-hub listening on http://" << s.address << ":" << srv.port() << " ("
+                      << srv.threads() << " threads) mounts /poll /lp /sse /ws" << std::endl;
         });
-        srv.start();
-        std::cout << "courier-hub listening on http://" << s.address << ":" << srv.port() << " (" << srv.threads()
-                  << " threads) mounts /poll /lp /sse /ws" << std::endl;
-        signals_io.run();
-        srv.wait();
         std::cout << "courier-hub stopped" << std::endl;
     } catch (const std::exception& e) {
         std::cerr << "courier-hub: " << e.what() << "\n";

@@ -141,16 +141,17 @@ asio::awaitable<void> run_connection(std::shared_ptr<http_connection<Stream>> co
     conn->close();
 }
 
-/// A channel as the only route of a connection it adopted.
-template <class Channel>
-struct adopted_route final : route<asio::ip::tcp::socket> {
-    explicit adopted_route(const Channel& c) : ch(c) {}
-    std::string_view prefix() const noexcept override { return ch.prefix(); }
+/// Anything with prefix() and serve() (a channel, static files) as a route
+/// of a server, or as the only route of a connection a channel adopted.
+template <class Mounted>
+struct route_to final : route<asio::ip::tcp::socket> {
+    explicit route_to(Mounted m) : target(std::move(m)) {}
+    std::string_view prefix() const noexcept override { return target.prefix(); }
     asio::awaitable<bool> serve(http_connection<asio::ip::tcp::socket>& conn, http::request& req,
                                 std::string_view rest) override {
-        return ch.serve(conn, req, rest);
+        return target.serve(conn, req, rest);
     }
-    Channel ch;
+    Mounted target;
 };
 
 } // namespace detail
@@ -196,7 +197,7 @@ public:
         using tcp_socket = asio::ip::tcp::socket;
         // The route holds a copy of the channel: the connection does not
         // depend on this object staying alive (the broker must).
-        std::array<std::shared_ptr<detail::route<tcp_socket>>, 1> routes{std::make_shared<detail::adopted_route<channel>>(*this)};
+        std::array<std::shared_ptr<detail::route<tcp_socket>>, 1> routes{std::make_shared<detail::route_to<channel>>(*this)};
         auto conn = std::make_shared<detail::http_connection<tcp_socket>>(std::move(socket), endpoint_);
         conn->preload(leftover);
         auto ex = conn->executor();

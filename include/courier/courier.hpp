@@ -9,6 +9,7 @@
 #include "error.hpp"
 #include "options.hpp"
 #include "server.hpp"
+#include "static_files.hpp"
 #include "transport/long_poll.hpp"
 #include "transport/poll.hpp"
 #include "transport/sse.hpp"

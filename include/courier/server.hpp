@@ -6,6 +6,7 @@
 #include "detail/connection.hpp"
 #include "detail/endpoint.hpp"
 #include "options.hpp"
+#include "static_files.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -68,14 +69,14 @@ public:
     /// Mounts a channel; its prefix must not be taken. Before start().
     template <class T>
     basic_server& mount(channel<T, B> ch) {
-        if (started_) throw std::logic_error("courier: mount channels before start()");
-        for (const auto& r : *routes_)
-            if (r->prefix() == ch.prefix()) throw std::invalid_argument("courier: prefix already mounted: " + ch.prefix());
         ch.broker_ = &broker_;
         ch.endpoint_ = endpoint_;
-        routes_->push_back(std::make_shared<detail::adopted_route<channel<T, B>>>(std::move(ch)));
-        return *this;
+        return add_route(std::move(ch));
     }
+
+    /// Mounts static files (pages, courier.js); the longest prefix that
+    /// matches a request wins, so files at "/" leave the channels theirs.
+    basic_server& mount(static_files files) { return add_route(std::move(files)); }
 
     /// Binds and listens (throws std::system_error when it cannot), then
     /// accepts on the lanes. With owned io threads, starts them.
@@ -124,6 +125,16 @@ public:
 private:
     using socket = asio::ip::tcp::socket;
     using route_table = std::vector<std::shared_ptr<detail::route<socket>>>;
+
+    template <class Mounted>
+    basic_server& add_route(Mounted m) {
+        if (started_) throw std::logic_error("courier: mount before start()");
+        for (const auto& r : *routes_)
+            if (r->prefix() == m.prefix())
+                throw std::invalid_argument("courier: prefix already mounted: " + std::string(m.prefix()));
+        routes_->push_back(std::make_shared<detail::route_to<Mounted>>(std::move(m)));
+        return *this;
+    }
 
     void init() {
         endpoint_ = std::make_shared<detail::endpoint_state>(opt_.http);

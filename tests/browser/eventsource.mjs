@@ -1,39 +1,15 @@
 // A browser's own EventSource against courier-hub: receives every published
 // message as an event, resumes with Last-Event-ID after the server drops the
 // stream, and sees the gap event. Usage: node eventsource.mjs PATH/TO/courier-hub
-import { spawn } from "node:child_process";
-import { chromium } from "playwright-core";
+import { deadline, fail, launchBrowser, publish as post, startServer, stopServer, stopServers } from "./lib.mjs";
 
 const hubPath = process.argv[2];
-const fail = (msg) => { console.error("FAIL:", msg); process.exitCode = 1; };
+const hubArgs = ["--threads", "1", "--history", "50"];
+const publish = (base, topic, data) => post(`${base}/sse/${topic}`, JSON.stringify(data));
+deadline(90);
 
-function startHub(port = 0) {
-  return new Promise((resolve, reject) => {
-    const hub = spawn(hubPath, ["--port", String(port), "--address", "127.0.0.1", "--threads", "1", "--history", "50"]);
-    let out = "";
-    hub.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/[^ ]+)/);
-      if (m) resolve({ hub, base: m[1] });
-    });
-    hub.on("exit", (code) => reject(new Error(`hub exited ${code}: ${out}`)));
-  });
-}
-
-async function publish(base, topic, data) {
-  const r = await fetch(`${base}/sse/${topic}`, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data),
-  });
-  if (r.status !== 200) throw new Error(`publish answered ${r.status}`);
-  return (await r.json()).id;
-}
-
-let { hub, base } = await startHub();
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+let base = await startServer(hubPath, hubArgs);
+const browser = await launchBrowser();
 try {
   const page = await browser.newPage();
   await page.goto(`${base}/poll/room`);  // any page of the hub: same origin
@@ -78,10 +54,8 @@ try {
   // (without the header the stream would start silently from now).
   await page.evaluate(() => { window.got = []; window.gaps = []; });
   const port = new URL(base).port;
-  const stopped = new Promise((r) => hub.on("exit", r));
-  hub.kill("SIGTERM");
-  await stopped;
-  ({ hub, base } = await startHub(port));
+  await stopServer(base);
+  base = await startServer(hubPath, hubArgs, port);
   await page.waitForFunction(() => window.opened === 2, null, { timeout: 15000 });
   await publish(base, "room", { n: 3 });
   await page.waitForFunction(() => window.got.length === 1, null, { timeout: 10000 });
@@ -94,5 +68,5 @@ try {
   fail(e.stack || String(e));
 } finally {
   await browser.close();
-  hub.kill("SIGTERM");
+  stopServers();
 }

@@ -3,42 +3,13 @@
 // handshake's Origin check (PROTOCOL.md, "Browsers"): same origin and the
 // allow-list pass, any other origin gets 403.
 // Usage: node websocket.mjs PATH/TO/courier-hub
-import { spawn } from "node:child_process";
-import { chromium } from "playwright-core";
 import WebSocket from "ws";
+import { deadline, fail, launchBrowser, publish as post, startServer, stopServers } from "./lib.mjs";
 
 const hubPath = process.argv[2];
-const hubs = [];  // every courier-hub we started; killed by PID at exit
-const fail = (msg) => { console.error("FAIL:", msg); process.exitCode = 1; };
-
-// The last resort: whatever hangs, the test ends and takes the hubs with it.
-setTimeout(() => {
-  console.error("FAIL: still running after 90 s");
-  for (const h of hubs) if (h.exitCode === null) process.kill(h.pid, "SIGKILL");
-  process.exit(1);
-}, 90_000).unref();
-
-function startHub(...extra) {
-  return new Promise((resolve, reject) => {
-    const hub = spawn(hubPath, ["--port", "0", "--address", "127.0.0.1", "--threads", "1", "--history", "50", ...extra]);
-    hubs.push(hub);
-    let out = "";
-    hub.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/[^ ]+)/);
-      if (m) resolve(m[1]);
-    });
-    hub.on("exit", (code) => reject(new Error(`hub exited ${code}: ${out}`)));
-  });
-}
-
-async function publish(base, topic, body) {
-  const r = await fetch(`${base}/ws/${topic}`, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body,
-  });
-  if (r.status !== 200) throw new Error(`publish answered ${r.status}`);
-  return (await r.json()).id;
-}
+deadline(90);
+const startHub = (...extra) => startServer(hubPath, ["--threads", "1", "--history", "50", ...extra]);
+const publish = (base, topic, body) => post(`${base}/ws/${topic}`, body);
 
 const envelope = (id, topic, data) => `{"id":"${id}","topic":"${topic}","data":${data}}`;
 
@@ -68,17 +39,9 @@ function nodeClientWithOrigin(url, origin) {
   });
 }
 
-// LocalNetworkAccessChecks would block the pages of http://allowed.example and
-// http://evil.example (public origins, served by Playwright) from opening
-// ws://127.0.0.1 before any request is made (ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS;
-// the permission cannot be granted to an insecure origin): turned off, so
-// that the hub's Origin check is what is tested.
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-features=LocalNetworkAccessChecks"],
-});
+// Chromium's Local Network Access checks are off (lib.mjs), so that the
+// hub's Origin check is what is tested for pages of public-looking origins.
+const browser = await launchBrowser();
 try {
   // 1. Same origin, default hub: a page of the hub opens ws://.../ws/room.
   const base = await startHub();
@@ -155,8 +118,5 @@ try {
   fail(e.stack || String(e));
 } finally {
   await browser.close();
-  for (const h of hubs) {
-    h.removeAllListeners("exit");
-    if (h.exitCode === null) h.kill("SIGTERM");
-  }
+  stopServers();
 }

@@ -7,8 +7,12 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
+
+#include <unistd.h>
 
 using namespace courier;
 using namespace courier::test;
@@ -298,6 +302,73 @@ TEST_CASE("graceful stop answers held long polls, then closes", "[server][stop]"
     s->srv.wait();
     CHECK(std::chrono::steady_clock::now() - t0 < 5s);
     s.reset();
+}
+
+TEST_CASE("static files beside the channels: GET, HEAD, 304, index.html, 404, 405", "[server][static]") {
+    namespace fs = std::filesystem;
+    const auto dir = fs::temp_directory_path() / ("courier-static-" + std::to_string(::getpid()));
+    fs::create_directories(dir / "docs");
+    const auto write = [&](const fs::path& name, std::string_view text) {
+        std::ofstream(dir / name, std::ios::binary) << text;
+    };
+    write("index.html", "<h1>home</h1>");
+    write("app.js", "export const x = 1;");
+    write("docs/index.html", "<h1>docs</h1>");
+
+    broker hub;
+    server srv{hub, {.address = "127.0.0.1", .port = 0, .threads = 1}};
+    srv.mount(channel<polling>{"/poll"});
+    srv.mount(static_files{"/", dir});
+    srv.mount(static_files::courier_js());
+    CHECK_THROWS_AS(srv.mount(static_files{"/poll"}), std::invalid_argument);  // the prefix is taken
+    srv.start();
+    fs::remove_all(dir);  // read when built: the files are served from memory
+
+    raw_socket c(srv.port());
+    auto home = c.exchange(get("/"));
+    CHECK(home.status == 200);
+    CHECK(home.body == "<h1>home</h1>");
+    CHECK(home.header("Content-Type") == "text/html; charset=utf-8");
+    CHECK(home.header("Cache-Control") == "no-cache");
+    auto js = c.exchange(get("/app.js"));
+    CHECK(js.header("Content-Type") == "text/javascript; charset=utf-8");
+    CHECK(js.body == "export const x = 1;");
+    CHECK(c.exchange(get("/docs/")).body == "<h1>docs</h1>");
+    CHECK(c.exchange(get("/%61pp.js")).body == "export const x = 1;");  // percent-decoded
+
+    // Revalidation: the same ETag gives 304 without a body, another gives the file.
+    const auto tag = js.header("ETag");
+    REQUIRE(tag.size() == 18);
+    auto same = c.exchange("GET /app.js HTTP/1.1\r\nHost: t\r\nIf-None-Match: " + tag + "\r\n\r\n");
+    CHECK(same.status == 304);
+    CHECK(same.body.empty());
+    CHECK(same.header("ETag") == tag);
+    CHECK(c.exchange("GET /app.js HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"other\"\r\n\r\n").status == 200);
+
+    c.send("HEAD /app.js HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto head = c.read(true);
+    CHECK(head.status == 200);
+    CHECK(head.header("Content-Length") == "19");
+
+    // The longest prefix wins: the channel keeps /poll/... under files at /.
+    CHECK(c.exchange(post("/poll/t", "[1]")).status == 200);
+    CHECK(c.exchange(get("/poll/t?since=earliest")).body.find(R"("data":[1])") != std::string::npos);
+
+    auto missing = c.exchange(get("/missing.html"));
+    CHECK(missing.status == 404);
+    CHECK(json_string(missing.body, "error") == "not_found");
+    CHECK(c.exchange(get("/../etc/passwd")).status == 404);
+    CHECK(c.exchange(get("/docs/../app.js")).status == 404);  // no path walking, even inside the set
+    auto wrong = c.exchange(post("/app.js", "[1]"));
+    CHECK(wrong.status == 405);
+    CHECK(wrong.header("Allow") == "GET, HEAD");
+
+    auto client = c.exchange(get("/courier.js"));
+    CHECK(client.status == 200);
+    CHECK(client.header("Content-Type") == "text/javascript; charset=utf-8");
+    CHECK(client.body == std::string(web::courier_js));
+    srv.stop();
+    srv.wait();
 }
 
 TEST_CASE("a channel adopts a connection the application accepted", "[server][embed]") {

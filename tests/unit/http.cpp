@@ -224,3 +224,31 @@ TEST_CASE("request::make builds requests whose views survive a move", "[request]
     CHECK(moved.path() == "/a");
     CHECK(moved.header("k") == "v");
 }
+
+TEST_CASE("static files: content types, entity tags and If-None-Match", "[static]") {
+    CHECK(detail::content_type_of("index.html") == "text/html; charset=utf-8");
+    CHECK(detail::content_type_of("dir/app.JS") == "text/javascript; charset=utf-8");
+    CHECK(detail::content_type_of("logo.svg") == "image/svg+xml");
+    CHECK(detail::content_type_of("archive.tar.gz") == "application/octet-stream");
+    CHECK(detail::content_type_of("Makefile") == "application/octet-stream");
+
+    const auto tag = detail::entity_tag("hello");
+    CHECK(tag.size() == 18);
+    CHECK(tag.front() == '"');
+    CHECK(tag.back() == '"');
+    CHECK(tag == detail::entity_tag("hello"));
+    CHECK(tag != detail::entity_tag("hellp"));
+
+    CHECK(detail::etag_matches(tag, tag));
+    CHECK(detail::etag_matches("\"x\", " + tag, tag));
+    CHECK(detail::etag_matches("W/" + tag, tag));
+    CHECK(detail::etag_matches("*", tag));
+    CHECK_FALSE(detail::etag_matches("", tag));
+    CHECK_FALSE(detail::etag_matches("\"x\", \"y\"", tag));
+    CHECK_FALSE(detail::etag_matches(tag.substr(1), tag));  // unquoted is another tag
+
+    CHECK_THROWS_AS(static_files("pages"), std::invalid_argument);
+    CHECK_THROWS_AS(static_files("/", "/nonexistent/courier-pages"), std::invalid_argument);
+    CHECK(static_files::courier_js().size() == 1);
+    CHECK(web::courier_js.find("export class Courier") != std::string_view::npos);
+}
