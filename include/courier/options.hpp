@@ -27,7 +27,9 @@ struct authorization {
 /// Maps (token, action, topic) to a tenant or an error (PROTOCOL.md,
 /// "Tenancy"). Called on an io thread for every publish and subscribe, so it
 /// must be quick and thread-safe. The token is never empty: a request
-/// without one gets 401 before the authorizer is asked.
+/// without one gets 401 before the authorizer is asked. The topic is empty
+/// when a WebSocket connects to a bare mount (topics come later, in ops):
+/// then only an unauthorized verdict counts (401 at the handshake).
 using authorizer = std::function<authorization(std::string_view token, action, std::string_view topic)>;
 
 /// Options of an HTTP endpoint: a server, or a channel that adopts

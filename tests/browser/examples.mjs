@@ -31,7 +31,7 @@ async function platformPages(browser) {
   const base = await startServer(bin.hub, ["--threads", "1"]);
   const pages = {};
   for (const name of ["poll.html?interval=200&", "longpoll.html?", "sse.html?", "websocket.html?", "courier.html?"]) {
-    const page = await browser.newPage({ viewport });
+    const page = await browser.newPage({ viewport: { width: 900, height: 260 } });
     await page.goto(`${base}/${name}topic=pages`);
     pages[name.split(".")[0]] = page;
   }
@@ -165,7 +165,7 @@ async function ticker(browser) {
 
 async function embed(browser) {
   const base = await startServer(bin.embed);
-  const page = await browser.newPage({ viewport });
+  const page = await browser.newPage({ viewport: { width: 900, height: 220 } });
   await page.goto(`${base}/`);
   await page.waitForFunction(() => document.getElementById("state").textContent === "live", null, timeout)
     .catch(() => fail("the embed page did not go live"));

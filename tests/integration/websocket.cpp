@@ -143,6 +143,34 @@ TEST_CASE("WebSocket handshake: 101 with the accept key, or the protocol's error
     CHECK(env.ends_with(R"(","topic":"room","data":{"a":1}})"));
 }
 
+TEST_CASE("WebSocket handshake with an authorizer: 401 for a missing or unknown token, even on the bare mount",
+          "[ws][handshake][auth]") {
+    // "good" may read every topic but "secret"; any other token is unknown.
+    ws_server s(websocket::options{}, http_options{.authorize = [](std::string_view token, courier::action,
+                                                                   std::string_view topic) {
+        courier::authorization a;
+        if (token != "good") a.ec = courier::error::unauthorized;
+        else if (topic == "secret" || topic.empty()) a.ec = courier::error::forbidden;
+        return a;
+    }});
+    auto status = [&](std::string_view target) {
+        raw_socket c(s.srv.port());
+        return c.exchange(upgrade(target)).status;
+    };
+    CHECK(status("/ws") == 401);
+    CHECK(status("/ws?access_token=wrong") == 401);
+    CHECK(status("/ws/room?access_token=wrong") == 401);
+    CHECK(status("/ws/secret?access_token=good") == 403);
+    // A known token opens the bare mount whatever the authorizer says of the
+    // empty topic; each topic is checked when it is subscribed.
+    raw_ws c(s.srv.port(), "/ws?access_token=good");
+    REQUIRE(c.res.status == 101);
+    c.sock.send(text(R"({"op":"subscribe","topic":"secret","ref":1})"));
+    CHECK(json_string(c.next_text(), "error") == "forbidden");
+    c.sock.send(text(R"({"op":"subscribe","topic":"room","ref":2})"));
+    CHECK(c.next_text().starts_with(R"({"op":"ack","ref":2,"id":")"));
+}
+
 TEST_CASE("WebSocket subprotocols: the server's first choice the client offers, or none", "[ws][handshake]") {
     ws_server s({.subprotocols = {"courier.v1", "chat"}});
     raw_ws both(s.srv.port(), "/ws", "Sec-WebSocket-Protocol: chat, courier.v1\r\n");
@@ -204,7 +232,9 @@ TEST_CASE("WebSocket ops: subscribe, unsubscribe, publish with ack, errors that 
     c.sock.send(text(R"({"op":"publish","topic":"a","ref":10})"));
     CHECK(json_string(c.next_text(), "error") == "invalid_json");
     c.sock.send(text(R"({"op":"subscribe","topic":"a","ref":11})"));
-    CHECK(json_string(c.next_text(), "error") == "bad_request");  // already subscribed
+    const auto twice = c.next_text();
+    CHECK(json_string(twice, "error") == "bad_request");
+    CHECK(json_string(twice, "message") == "already subscribed to this topic");
     c.sock.send(text(R"({"op":"subscribe","topic":"c","since":"x*y","ref":12})"));
     CHECK(json_string(c.next_text(), "error") == "invalid_cursor");
     c.sock.send(frame(ws::opcode::binary, "\x01\x02"));

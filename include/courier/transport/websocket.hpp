@@ -119,8 +119,7 @@ public:
     /// (nothing is queued). `ref` (raw JSON) asks for an ack.
     std::error_code subscribe(std::string_view topic, std::string_view since, std::string_view ref) {
         if (!is_valid_topic(topic)) return error::invalid_topic;
-        for (const auto& s : subs_)
-            if (s->topic == topic) return error::bad_request;
+        if (subscribed(topic)) return error::bad_request;
         if (subs_.size() >= opt_.max_topics) return error::too_many_subscriptions;
         auto grant = ctx_.authorize(action::subscribe, topic);
         if (grant.ec) return grant.ec;
@@ -343,11 +342,19 @@ private:
         }
         if (op.op == "publish") return publish(op);
         if (op.op == "subscribe") {
+            if (subscribed(op.topic))
+                return push_op(ws_error_op(op.ref, error::bad_request, "already subscribed to this topic"));
             if (auto ec = subscribe(op.topic, op.since, op.ref)) push_op(ws_error_op(op.ref, to_error(ec)));
             return;
         }
         if (op.op == "unsubscribe") return unsubscribe(op);
         push_op(ws_error_op(op.ref, error::bad_request, "op must be subscribe, unsubscribe or publish"));
+    }
+
+    bool subscribed(std::string_view topic) const noexcept {
+        for (const auto& s : subs_)
+            if (s->topic == topic) return true;
+        return false;
     }
 
     static error to_error(std::error_code ec) {
@@ -515,9 +522,13 @@ asio::awaitable<bool> websocket::serve(Ctx& ctx, const options& opt) {
     if (!http::upgrade_origin_allowed(ctx.conn.options().allow_origins, ctx.req))
         co_return co_await ctx.fail(error::origin_forbidden);
     if (ctx.conn.stopping()) co_return co_await ctx.fail(error::shutting_down);
-    // An authorizer needs a token even before the first subscribe op.
-    if (ctx.conn.options().authorize && detail::request_token(ctx.req).empty())
-        co_return co_await ctx.fail(error::unauthorized);
+    // An unknown token is refused at the handshake (401), even on the bare
+    // mount where no topic is named yet: the authorizer is asked with an
+    // empty topic, and only its unauthorized verdict counts there.
+    if (ctx.conn.options().authorize && ctx.topic.empty()) {
+        if (ctx.authorize(action::subscribe, {}).ec == error::unauthorized)
+            co_return co_await ctx.fail(error::unauthorized);
+    }
 
     detail::ws_session<Ctx> session(ctx, opt, up.deflate);
     if (!ctx.topic.empty()) {

@@ -203,7 +203,7 @@ class SseLink extends PerTopicLink {
 
   start(t, s) {
     const o = this.c.options;
-    const es = s.es = new EventSource(this.c._url("sse", t.name, { since: null, access_token: o.token }));
+    const es = s.es = new EventSource(this.c._url("sse", t.name, { since: t.cursor, access_token: o.token }));
     es.onopen = () => {
       clearTimeout(s.stall);
       s.stall = null;
@@ -303,7 +303,9 @@ const LINKS = {
 
 export class Courier {
   constructor(options = {}) {
-    this.options = { ...DEFAULTS, ...options, mounts: { ...DEFAULTS.mounts, ...options.mounts } };
+    // An option given as undefined takes its default.
+    const given = (o) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
+    this.options = { ...DEFAULTS, ...given(options), mounts: { ...DEFAULTS.mounts, ...given(options.mounts) } };
     const base = options.url ?? (typeof location !== "undefined" ? location.origin : undefined);
     if (typeof base !== "string" || !/^https?:\/\//.test(base)) throw new TypeError("url must be an http(s) URL");
     this.url = base.replace(/\/+$/, "");
@@ -395,10 +397,15 @@ export class Courier {
 
   _nextRef() { return ++this._ref; }
 
+  // The application's callbacks run outside the state machine: a throw is reported, not propagated.
+  _call(name, arg) {
+    try { this.options[name](arg); } catch (err) { report(err); }
+  }
+
   _setStatus(status) {
     if (status === this._status) return;
     this._status = status;
-    this.options.onStatus(status);
+    this._call("onStatus", status);
   }
 
   _connect() {
@@ -426,7 +433,7 @@ export class Courier {
         this._failures = this._attempt = 0;
         this.transport = name;
         this._setStatus("open");
-        if (this._mode === "negotiate") this.options.onTransport(name);
+        if (this._mode === "negotiate") this._call("onTransport", name);
         this._mode = "reconnect";
       },
       down: () => { if (live()) this._down(link); },
@@ -514,7 +521,7 @@ export class Courier {
       this._topics.delete(t.name);
       this._link?.remove(t.name);
     }
-    try { this.options.onError({ topic: t ? t.name : null, error: err.code, message: err.message }); } catch (e) { report(e); }
+    this._call("onError", { topic: t ? t.name : null, error: err.code, message: err.message });
     this._idleIfEmpty();
   }
 }
