@@ -1,7 +1,7 @@
 // courier-hub: every transport courier has, mounted on one server.
 //
 //   courier-hub [--port N] [--threads N] [--history N] [--allow-origin ORIGIN]...
-//               [--keepalive SECONDS] [--tokens FILE] [--web DIR]
+//               [--keepalive SECONDS] [--tokens FILE] [--web DIR] [--metrics PATH] [--log LEVEL]
 //
 // Mounts /poll, /lp, /sse and /ws, /courier.js, and at / one page per
 // platform API (fetch polling, fetch long polling, EventSource, WebSocket)
@@ -13,6 +13,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -28,6 +29,7 @@ namespace {
 constexpr std::string_view usage =
     "usage: courier-hub [--port N] [--threads N] [--history N] [--allow-origin ORIGIN]...\n"
     "                   [--keepalive SECONDS] [--tokens FILE] [--address ADDR] [--web DIR]\n"
+    "                   [--metrics PATH] [--log LEVEL]\n"
     "  --port N             port to listen on (0 picks a free one and prints it; default 8080)\n"
     "  --threads N          io threads (default: one per hardware thread)\n"
     "  --history N          messages kept per topic (default 1000)\n"
@@ -35,7 +37,9 @@ constexpr std::string_view usage =
     "  --keepalive SECONDS  SSE keepalive comments and WebSocket idle pings (default 15)\n"
     "  --tokens FILE        demo authorizer: each line `token tenant`; without it the hub is open\n"
     "  --address ADDR       address to bind (default 0.0.0.0)\n"
-    "  --web DIR            pages served at / (default: web/ of the example)\n";
+    "  --web DIR            pages served at / (default: web/ of the example)\n"
+    "  --metrics PATH       Prometheus text of the server's counters at PATH (e.g. /metrics)\n"
+    "  --log LEVEL          log to stderr from LEVEL on: debug, info, warning, error (default: warning)\n";
 
 struct settings {
     std::string address = "0.0.0.0";
@@ -46,7 +50,16 @@ struct settings {
     std::vector<std::string> origins;
     std::string tokens;
     std::string web;
+    std::string metrics;
+    std::string log = "warning";
 };
+
+std::optional<courier::log_level> parse_level(std::string_view name) {
+    for (auto l : {courier::log_level::debug, courier::log_level::info, courier::log_level::warning,
+                   courier::log_level::error})
+        if (courier::to_string(l) == name) return l;
+    return std::nullopt;
+}
 
 // The demo authorizer: a token file of `token tenant` lines. Every token may
 // publish and subscribe to every topic of its tenant.
@@ -83,8 +96,15 @@ int main(int argc, char** argv) {
                         .text("--tokens", s.tokens)
                         .text("--address", s.address)
                         .text("--web", s.web)
+                        .text("--metrics", s.metrics)
+                        .text("--log", s.log)
                         .parse(argc, argv);
     if (!ok) return 2;
+    const auto level = parse_level(s.log);
+    if (!level) {
+        std::cerr << "courier-hub: bad value for --log: " << s.log << "\n" << usage;
+        return 2;
+    }
     try {
         courier::broker hub{{.history = s.history}};
         courier::server_options opt{.address = s.address,
@@ -92,6 +112,13 @@ int main(int argc, char** argv) {
                                     .threads = s.threads};
         opt.http.allow_origins = s.origins;
         if (!s.tokens.empty()) opt.http.authorize = load_tokens(s.tokens);
+        opt.http.min_log_level = *level;
+        opt.http.log = [](courier::log_level l, std::string_view message) {
+            // One write per line, so that lines from several threads do not interleave.
+            std::string line = "courier-hub: ";
+            line.append(courier::to_string(l)).append(": ").append(message).push_back('\n');
+            std::cerr << line << std::flush;
+        };
         courier::server srv{hub, std::move(opt)};
         srv.mount(courier::channel<courier::polling>{"/poll"});
         srv.mount(courier::channel<courier::long_polling>{"/lp"});
@@ -103,6 +130,7 @@ int main(int argc, char** argv) {
                                        : std::filesystem::path(s.web);
         if (!s.web.empty() || std::filesystem::is_directory(web)) srv.mount(courier::static_files{"/", web});
         srv.mount(courier::static_files::courier_js());
+        if (!s.metrics.empty()) srv.mount(courier::metrics_endpoint{s.metrics});
 
         example::serve_until_signal(srv, [&] {
             std::cout << "courier-hub listening on http://" << s.address << ":" << srv.port() << " ("

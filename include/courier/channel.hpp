@@ -62,6 +62,7 @@ asio::awaitable<bool> publish(Ctx& ctx) {
     if (!is_json_type(ctx.req.header("Content-Type"))) co_return co_await ctx.fail(error::unsupported_media_type);
     auto r = ctx.broker.publish(grant.tenant, ctx.topic, ctx.req.body());
     if (r.ec) co_return co_await ctx.fail(r.ec);
+    ctx.conn.metrics().add(metrics::total::messages_published);
     http::response res(200);
     std::string body = R"({"id":")";
     body += r.msg->id();
@@ -134,9 +135,12 @@ asio::awaitable<void> run_connection(std::shared_ptr<http_connection<Stream>> co
             more = co_await dispatch(*conn, req, table(routes));
         }
         co_await conn->flush();
-    } catch (...) {
+    } catch (const std::exception& e) {
         // An authorizer that throws, or bad_alloc: this connection ends, the
         // server goes on. Closing releases the watchdog and the slot.
+        conn->endpoint().log(log_level::error, std::string("connection ended by an exception: ") + e.what());
+    } catch (...) {
+        conn->endpoint().log(log_level::error, "connection ended by an exception");
     }
     conn->close();
 }
@@ -204,6 +208,15 @@ public:
         asio::co_spawn(ex, detail::run_connection(std::move(conn), std::move(routes), std::optional<http::request>(std::move(req))),
                        asio::detached);
     }
+
+    /// What this channel's adopted connections counted (see courier::metrics).
+    /// Only for a channel built with a broker; Prometheus text:
+    /// `metrics().prometheus(connections())`.
+    const courier::metrics& metrics() const {
+        if (!endpoint_) throw std::logic_error("courier: channel::metrics needs a channel built with a broker");
+        return endpoint_->stats;
+    }
+    std::size_t connections() const { return endpoint_ ? endpoint_->connections() : 0; }
 
     /// Stops adopted connections gracefully: held long polls are answered,
     /// then each connection closes after its current request.

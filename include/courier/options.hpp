@@ -3,6 +3,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "http/request.hpp"
+#include "metrics.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -47,6 +48,10 @@ struct http_options {
     std::chrono::milliseconds idle_timeout{60'000};
     /// Connections beyond this are answered 503 and closed.
     std::size_t max_connections = 10'000;
+    /// The application's logger (see courier::logger); empty: courier logs nothing.
+    logger log;
+    /// The lowest level passed to `log`.
+    log_level min_log_level = log_level::info;
 };
 
 } // namespace courier

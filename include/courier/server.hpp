@@ -5,6 +5,7 @@
 #include "config.hpp"
 #include "detail/connection.hpp"
 #include "detail/endpoint.hpp"
+#include "metrics.hpp"
 #include "options.hpp"
 #include "static_files.hpp"
 
@@ -17,6 +18,7 @@
 #include <asio/steady_timer.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -33,6 +35,43 @@ struct server_options {
     /// Ignored when the server runs on the application's io_context.
     std::size_t threads = 0;
     http_options http;
+};
+
+/// The server's counters as Prometheus text (format 0.0.4), at a path of
+/// your choice: `srv.mount(courier::metrics_endpoint{"/metrics"})`. GET and
+/// HEAD; anything else is 405. It needs no token: mount it where only your
+/// monitoring can reach it, or not at all (srv.metrics() reads the same).
+class metrics_endpoint {
+public:
+    explicit metrics_endpoint(std::string path) : path_(std::move(path)) {
+        if (path_.empty() || path_.front() != '/')
+            throw std::invalid_argument("courier: a metrics path starts with '/', e.g. \"/metrics\"");
+    }
+    const std::string& prefix() const noexcept { return path_; }
+
+    template <class Stream>
+    asio::awaitable<bool> serve(detail::http_connection<Stream>& conn, http::request& req, std::string_view rest) const {
+        if (!rest.empty()) {
+            auto res = http::error_response(error::not_found);
+            co_return co_await conn.respond(req, res);
+        }
+        if (req.method() != http::verb::get && req.method() != http::verb::head) {
+            auto res = http::error_response(error::method_not_allowed);
+            res.set("Allow", "GET, HEAD");
+            co_return co_await conn.respond(req, res);
+        }
+        http::response res(200);
+        res.content_type("text/plain; version=0.0.4; charset=utf-8");
+        res.set("Cache-Control", "no-store");
+        res.body() = conn.metrics().prometheus(conn.endpoint().connections(), topics_ ? topics_() : -1);
+        co_return co_await conn.respond(req, res);
+    }
+
+private:
+    template <class>
+    friend class basic_server;
+    std::string path_;
+    std::function<long long()> topics_;  // the broker's topic count, when it has one
 };
 
 /// Serves mounted channels over HTTP/1.1.
@@ -78,6 +117,13 @@ public:
     /// matches a request wins, so files at "/" leave the channels theirs.
     basic_server& mount(static_files files) { return add_route(std::move(files)); }
 
+    /// Mounts the Prometheus text of metrics() at its path.
+    basic_server& mount(metrics_endpoint m) {
+        if constexpr (requires(const B& b) { b.topic_count(); })
+            m.topics_ = [b = &broker_] { return static_cast<long long>(b->topic_count()); };
+        return add_route(std::move(m));
+    }
+
     /// Binds and listens (throws std::system_error when it cannot), then
     /// accepts on the lanes. With owned io threads, starts them.
     void start() {
@@ -102,6 +148,8 @@ public:
     std::uint16_t port() const noexcept { return port_; }
     std::size_t threads() const noexcept { return lanes_.size(); }
     std::size_t connections() const { return endpoint_->connections(); }
+    /// What the server counted (see courier::metrics). Any thread.
+    const courier::metrics& metrics() const noexcept { return endpoint_->stats; }
 
     /// Graceful stop, from any thread: stops accepting, answers held long
     /// polls, lets requests in progress finish, then closes every connection.
@@ -150,6 +198,7 @@ private:
             auto [ec, sock] = co_await acceptor_->async_accept(lane, detail::nothrow_awaitable);
             if (ec) {
                 if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+                endpoint_->log(log_level::warning, "accept failed (" + ec.message() + "); retrying in 50 ms");
                 // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS): keep
                 // serving the connections we have and retry shortly, rather
                 // than spinning on an accept that fails at once.

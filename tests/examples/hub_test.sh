@@ -12,7 +12,9 @@ grep -q "usage:" "$tmp/err"; check "unknown flag prints usage" 0 $?
 "$hub" --tokens "$tmp/none" --port 0 >/dev/null 2>&1; check "unreadable token file exits 1" 1 $?
 
 printf '# demo tokens\nalice tenant-a\nbob tenant-b\n' >"$tmp/tokens"
-start_example "$hub" --port 0 --address 127.0.0.1 --threads 2 --tokens "$tmp/tokens" --allow-origin http://app.test
+"$hub" --log loud >/dev/null 2>&1; check "bad log level exits 2" 2 $?
+start_example "$hub" --port 0 --address 127.0.0.1 --threads 2 --tokens "$tmp/tokens" --allow-origin http://app.test \
+    --metrics /metrics --log debug
 grep -q "mounts /poll /lp /sse /ws" "$tmp/out"; check "mounts every transport" 0 $?
 
 check "the platform pages at /" 200 "$(code "$base/")"
@@ -30,6 +32,9 @@ check "preflight from an allowed origin" 204 \
 check "preflight from another origin" 403 \
     "$(code -X OPTIONS -H 'Origin: http://evil.test' -H 'Access-Control-Request-Method: POST' "$base/poll/room")"
 
+curl -s "$base/metrics" | grep -q '^courier_messages_published_total 1$'; check "metrics count the publish" 0 $?
+status_line 'GET / HTTP/1.1\r\nHost t\r\n\r\n' >/dev/null
+grep -q "courier-hub: debug: malformed request: bad_request" "$tmp/out"; check "logs at debug level" 0 $?
 "$hub" --port 0 --web "$tmp/none" >/dev/null 2>"$tmp/err"; check "a --web that is no directory exits 1" 1 $?
 
 stop_example courier-hub

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <unistd.h>
@@ -302,6 +304,108 @@ TEST_CASE("graceful stop answers held long polls, then closes", "[server][stop]"
     s->srv.wait();
     CHECK(std::chrono::steady_clock::now() - t0 < 5s);
     s.reset();
+}
+
+TEST_CASE("metrics: Prometheus text at a path of one's choice, and the logger hook", "[server][metrics]") {
+    std::mutex mu;
+    std::vector<std::pair<log_level, std::string>> logged;
+    http_options http;
+    http.max_connections = 6;
+    http.min_log_level = log_level::debug;
+    http.log = [&](log_level l, std::string_view m) {
+        std::lock_guard lock(mu);
+        logged.emplace_back(l, std::string(m));
+    };
+    broker hub;
+    server srv{hub, {.address = "127.0.0.1", .port = 0, .threads = 2, .http = std::move(http)}};
+    srv.mount(channel<polling>{"/poll"});
+    srv.mount(channel<long_polling>{"/lp"});
+    srv.mount(channel<sse>{"/sse"});
+    srv.mount(metrics_endpoint{"/metrics"});
+    CHECK_THROWS_AS(metrics_endpoint{"metrics"}, std::invalid_argument);
+    srv.start();
+    auto scrape = [&] {
+        raw_socket c(srv.port());
+        auto r = c.exchange(get("/metrics"));
+        CHECK(r.status == 200);
+        CHECK(r.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
+        return r.body;
+    };
+    auto has = [](const std::string& text, const std::string& line) {
+        return text.find("\n" + line + "\n") != std::string::npos;
+    };
+
+    raw_socket c(srv.port());
+    for (int i = 0; i < 3; ++i) CHECK(c.exchange(post("/poll/t", "[1]")).status == 200);
+    CHECK(c.exchange(get("/poll/t?since=earliest")).status == 200);
+    CHECK(c.exchange(get("/nowhere")).status == 404);
+    raw_socket stream(srv.port());
+    stream.send(get("/sse/t?since=earliest"));
+    CHECK(read_until(stream, "data:").find("data:") != std::string::npos);
+    raw_socket held(srv.port());
+    held.send(get("/lp/quiet?since=earliest&timeout=30"));
+    REQUIRE(eventually([&] { return srv.metrics().read(metrics::per_transport::subscribers,
+                                                           metrics::slot<long_polling>()) == 1; }));
+
+    const auto text = scrape();
+    INFO(text);
+    CHECK(has(text, "courier_messages_published_total 3"));
+    CHECK(has(text, "courier_messages_delivered_total{transport=\"polling\"} 3"));
+    CHECK(has(text, "courier_subscribers{transport=\"sse\"} 1"));
+    CHECK(has(text, "courier_subscribers{transport=\"long-polling\"} 1"));
+    CHECK(has(text, "courier_http_client_errors_total 1"));
+    CHECK(has(text, "courier_connections 4"));  // c, stream, held and the scrape itself
+    CHECK(has(text, "courier_topics 2"));
+    CHECK(text.find("# TYPE courier_messages_delivered_total counter\n") != std::string::npos);
+    // Every line is a comment or `name{labels} value`.
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.starts_with("# HELP ") || line.starts_with("# TYPE ")) continue;
+        const auto space = line.rfind(' ');
+        REQUIRE(space != std::string::npos);
+        CHECK(line.substr(0, 8) == "courier_");
+        CHECK(line.find_first_not_of("0123456789", space + 1) == std::string::npos);
+    }
+
+    // Over the connection limit: refused, counted and logged as a warning.
+    std::vector<std::unique_ptr<raw_socket>> more;
+    for (int i = 0; i < 3; ++i) more.push_back(std::make_unique<raw_socket>(srv.port()));
+    auto refused = std::make_unique<raw_socket>(srv.port());
+    CHECK(refused->read().status == 503);
+    CHECK(srv.metrics().read(metrics::total::connections_refused) >= 1);
+    more.clear();
+    refused.reset();
+    REQUIRE(eventually([&] { return srv.connections() <= 3; }));
+    // A malformed request is logged at debug level.
+    raw_socket bad(srv.port());
+    CHECK(bad.exchange("GET / HTTP/1.1\r\nHost t\r\n\r\n").status == 400);
+    srv.stop();
+    srv.wait();
+    std::lock_guard lock(mu);
+    auto saw = [&](log_level l, std::string_view needle) {
+        return std::any_of(logged.begin(), logged.end(),
+                           [&](const auto& e) { return e.first == l && e.second.find(needle) != std::string::npos; });
+    };
+    CHECK(saw(log_level::warning, "connection refused: max_connections (6) reached"));
+    CHECK(saw(log_level::debug, "malformed request: bad_request"));
+}
+
+TEST_CASE("metrics: counts from many threads add up", "[metrics][threads]") {
+    courier::metrics m;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 20; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 10'000; ++i) {
+                m.add(metrics::total::requests);
+                m.add(metrics::per_transport::messages_delivered, 1, 3);
+                metrics::subscriber_guard g(m, 2);
+            }
+        });
+    for (auto& t : threads) t.join();
+    CHECK(m.read(metrics::total::requests) == 200'000);
+    CHECK(m.read(metrics::per_transport::messages_delivered, 1) == 600'000);
+    CHECK(m.read(metrics::per_transport::subscribers, 2) == 0);
+    CHECK(m.read(metrics::per_transport::subscribers_total, 2) == 200'000);
 }
 
 TEST_CASE("static files beside the channels: GET, HEAD, 304, index.html, 404, 405", "[server][static]") {

@@ -29,17 +29,6 @@ struct sse_server {
     server srv;
 };
 
-// Reads from a raw socket until `needle` has arrived (or the socket's
-// timeout); returns everything read.
-std::string read_until(raw_socket& s, std::string_view needle) {
-    std::string got;
-    while (got.find(needle) == std::string::npos) {
-        auto more = s.read_some();
-        if (more.empty()) break;
-        got += more;
-    }
-    return got;
-}
 
 } // namespace
 
@@ -204,6 +193,15 @@ TEST_CASE("slow SSE consumers are disconnected, the others keep their stream", "
         CHECK(drained < std::size_t(messages) * big.size());
     }
     CHECK(s.srv.connections() == fast_clients);
+    // The counters say so: every stalled stream was a slow consumer, and the
+    // fast ones got every message.
+    const auto& m = s.srv.metrics();
+    const auto slot = metrics::slot<sse>();
+    CHECK(m.read(metrics::per_transport::slow_consumer_disconnects, slot) == stalled_clients);
+    CHECK(m.read(metrics::per_transport::messages_delivered, slot) >= std::uint64_t(fast_clients) * messages);
+    CHECK(m.read(metrics::per_transport::subscribers, slot) == fast_clients);
+    CHECK(m.read(metrics::per_transport::subscribers_total, slot) == fast_clients + stalled_clients);
+    CHECK(m.read(metrics::per_transport::messages_discarded, slot) > 0);
     for (auto& c : fast) c->stop();
 }
 

@@ -127,6 +127,18 @@ private:
     std::string buf_;
 };
 
+/// Reads from a raw socket until `needle` has arrived (or the socket's
+/// timeout); returns everything read.
+inline std::string read_until(raw_socket& s, std::string_view needle) {
+    std::string got;
+    while (got.find(needle) == std::string::npos) {
+        auto more = s.read_some();
+        if (more.empty()) break;
+        got += more;
+    }
+    return got;
+}
+
 inline std::string get(std::string_view target) {
     return "GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n\r\n";
 }
@@ -152,6 +164,14 @@ bool run_until(asio::io_context& io, Done done, std::chrono::milliseconds limit 
         io.run_for(std::chrono::milliseconds(5));
         if (io.stopped()) io.restart();
     }
+    return done();
+}
+
+/// Waits until `done()` (work happening on other threads) or the time limit.
+template <class Done>
+bool eventually(Done done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     return done();
 }
 

@@ -401,6 +401,9 @@ TEST_CASE("slow WebSocket consumers are closed, the others keep up", "[ws][slow]
         drained += more;
     }
     CHECK(drained.size() < 2000u * 2000u);
+    const auto slot = courier::metrics::slot<websocket>();
+    CHECK(s.srv.metrics().read(courier::metrics::per_transport::slow_consumer_disconnects, slot) == 1);
+    CHECK(s.srv.metrics().read(courier::metrics::per_transport::messages_delivered, slot) >= 2000);
 }
 
 TEST_CASE("client<websocket>: publish with ack, several topics on one connection, resume after reconnect",

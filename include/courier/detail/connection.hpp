@@ -48,6 +48,8 @@ public:
     Stream& stream() noexcept { return stream_; }
     asio::any_io_executor executor() { return stream_.get_executor(); }
     const http_options& options() const noexcept { return ep_->opt; }
+    courier::metrics& metrics() noexcept { return ep_->stats; }
+    const endpoint_state& endpoint() const noexcept { return *ep_; }
     bool stopping() const noexcept { return stop_requested_ || ep_->stopping(); }
 
     /// Registers with the endpoint and starts the watchdog. False when the
@@ -81,6 +83,8 @@ public:
                     co_return true;
                 }
                 if (st == http::request_parser::status::failed) {
+                    if (ep_->logs(log_level::debug))
+                        ep_->log(log_level::debug, "malformed request: " + std::string(wire_code(parser_.failure())));
                     auto res = http::error_response(parser_.failure());
                     res.keep_alive = false;
                     co_await write_response(res);
@@ -286,6 +290,10 @@ private:
 
     // Holds a response's head and body (moved, not copied) until flush().
     void queue(http::response& res) {
+        auto& m = ep_->stats;
+        m.add(courier::metrics::total::requests);
+        if (res.status() >= 500) m.add(courier::metrics::total::server_errors);
+        else if (res.status() >= 400) m.add(courier::metrics::total::client_errors);
         out_.push_back(res.head());
         out_bytes_ += out_.back().size();
         if (!res.head_only && !res.body().empty()) {

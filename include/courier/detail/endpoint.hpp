@@ -3,6 +3,7 @@
 // live connections for a graceful stop, and the connection limit.
 #pragma once
 #include "../config.hpp"
+#include "../metrics.hpp"
 #include "../options.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
@@ -11,6 +12,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -37,15 +40,31 @@ public:
     explicit endpoint_state(http_options opt) : opt(std::move(opt)) {}
 
     const http_options opt;
+    courier::metrics stats;
+
+    /// Whether a message at `level` would be logged: build it only then.
+    bool logs(log_level level) const noexcept { return opt.log && level >= opt.min_log_level; }
+    void log(log_level level, std::string_view message) const {
+        if (logs(level)) opt.log(level, message);
+    }
 
     bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
 
     /// Registers a live connection; false when over the connection limit.
     bool add(stoppable* c) {
-        std::lock_guard lock(mu_);
-        if (live_.size() >= opt.max_connections) return false;
-        live_.insert(c);
-        return true;
+        {
+            std::lock_guard lock(mu_);
+            if (live_.size() < opt.max_connections) {
+                live_.insert(c);
+                stats.add(metrics::total::connections_accepted);
+                return true;
+            }
+        }
+        stats.add(metrics::total::connections_refused);
+        if (logs(log_level::warning))
+            log(log_level::warning, "connection refused: max_connections (" + std::to_string(opt.max_connections) +
+                                        ") reached");
+        return false;
     }
     void remove(stoppable* c) {
         std::lock_guard lock(mu_);

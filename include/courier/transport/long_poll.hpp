@@ -67,7 +67,7 @@ struct long_polling {
         read_result r;
         if (auto ec = ctx.broker.read(grant.tenant, ctx.topic, since, r)) co_return co_await ctx.fail(ec);
         if (!r.messages.empty() || r.gap || timeout.count() == 0 || ctx.conn.stopping())
-            co_return co_await detail::answer_poll(ctx, r);
+            co_return co_await detail::answer_poll(ctx, r, metrics::slot<long_polling>());
 
         // Nothing yet: wait for the topic. Subscribing from the cursor closes
         // the race with a publish between the read above and now.
@@ -83,6 +83,7 @@ struct long_polling {
             if (!co_await ctx.conn.flush()) co_return false;
             if (!waiter.woken() && !ctx.conn.stopping()) {
                 timer.expires_after(timeout);
+                metrics::subscriber_guard held(ctx.conn.metrics(), metrics::slot<long_polling>());
                 if (!co_await ctx.conn.hold()) co_return false;  // the client left
             }
         }
@@ -90,9 +91,9 @@ struct long_polling {
         if (waiter.woken() || !backlog.messages.empty() || backlog.gap) {
             read_result fresh;
             if ((ec = ctx.broker.read(grant.tenant, ctx.topic, r.next, fresh))) co_return co_await ctx.fail(ec);
-            co_return co_await detail::answer_poll(ctx, fresh);
+            co_return co_await detail::answer_poll(ctx, fresh, metrics::slot<long_polling>());
         }
-        co_return co_await detail::answer_poll(ctx, r);
+        co_return co_await detail::answer_poll(ctx, r, metrics::slot<long_polling>());
     }
 };
 

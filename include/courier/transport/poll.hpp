@@ -39,7 +39,8 @@ inline std::string poll_body(const read_result& r) {
 }
 
 template <class Ctx>
-asio::awaitable<bool> answer_poll(Ctx& ctx, const read_result& r) {
+asio::awaitable<bool> answer_poll(Ctx& ctx, const read_result& r, std::size_t transport) {
+    ctx.conn.metrics().add(metrics::per_transport::messages_delivered, transport, r.messages.size());
     http::response res(200);
     res.json(poll_body(r));
     res.set("Cache-Control", "no-store");
@@ -74,7 +75,7 @@ struct polling {
         read_result r;
         const auto since = ctx.req.query().get("since").value_or(std::string{});
         if (auto ec = ctx.broker.read(grant.tenant, ctx.topic, since, r)) co_return co_await ctx.fail(ec);
-        co_return co_await detail::answer_poll(ctx, r);
+        co_return co_await detail::answer_poll(ctx, r, metrics::slot<polling>());
     }
 };
 

@@ -151,7 +151,12 @@ public:
     // Closing the socket also aborts a write stuck on a peer that stopped
     // reading; the client resumes from its last id.
     void dropped() {
+        if (closing_) return;
         closing_ = true;
+        conn_.metrics().add(metrics::per_transport::slow_consumer_disconnects, metrics::slot<sse>());
+        if (conn_.endpoint().logs(log_level::info))
+            conn_.endpoint().log(log_level::info, "slow SSE consumer disconnected with " +
+                                                      std::to_string(queue_.size()) + " messages queued");
         conn_.close();
     }
 
@@ -159,7 +164,9 @@ public:
     /// stops (after the queue is flushed).
     asio::awaitable<void> run() {
         using namespace asio::experimental::awaitable_operators;
+        metrics::subscriber_guard open(conn_.metrics(), metrics::slot<sse>());
         co_await (write_loop() || watch_peer());
+        conn_.metrics().add(metrics::per_transport::messages_discarded, metrics::slot<sse>(), queue_.size());
     }
 
 private:
@@ -213,6 +220,7 @@ private:
             const bool last = conn_.stopping();
             if (!co_await conn_.write_bounded(bufs)) co_return;
             queue_.pop(count);
+            conn_.metrics().add(metrics::per_transport::messages_delivered, metrics::slot<sse>(), count);
             last_write = std::chrono::steady_clock::now();
             if (last) co_return;
         }

@@ -142,7 +142,9 @@ public:
     asio::awaitable<void> run(std::string unread) {
         using namespace asio::experimental::awaitable_operators;
         last_heard_ = std::chrono::steady_clock::now();
+        metrics::subscriber_guard open(conn_.metrics(), metrics::slot<websocket>());
         co_await (read_loop(std::move(unread)) || write_loop());
+        conn_.metrics().add(metrics::per_transport::messages_discarded, metrics::slot<websocket>(), queue_.size());
     }
 
 private:
@@ -188,6 +190,10 @@ private:
     // reader that stopped: cut the socket. Otherwise say why, then close.
     void dropped() {
         if (phase_ != phase::open) return;
+        conn_.metrics().add(metrics::per_transport::slow_consumer_disconnects, metrics::slot<websocket>());
+        if (conn_.endpoint().logs(log_level::info))
+            conn_.endpoint().log(log_level::info, "slow WebSocket consumer closed (1008) with " +
+                                                      std::to_string(queue_.size()) + " messages queued");
         if (writing_) {
             phase_ = phase::closing_now;
             conn_.close();
@@ -218,6 +224,9 @@ private:
     void start_close(ws::close_code code, std::string_view reason, phase next) {
         if (phase_ != phase::open) return;
         phase_ = next;
+        if (code != ws::close_code::normal && code != ws::close_code::going_away && conn_.endpoint().logs(log_level::debug))
+            conn_.endpoint().log(log_level::debug, "WebSocket closed with " +
+                                                       std::to_string(static_cast<unsigned>(code)) + ": " + std::string(reason));
         close_frame_.clear();
         ws::append_close(close_frame_, static_cast<std::uint16_t>(code), reason);
         wake_writer();
@@ -369,6 +378,7 @@ private:
         if (grant.ec) return push_op(ws_error_op(op.ref, to_error(grant.ec)));
         auto r = ctx_.broker.publish(grant.tenant, op.topic, op.data);
         if (r.ec) return push_op(ws_error_op(op.ref, to_error(r.ec)));
+        conn_.metrics().add(metrics::total::messages_published);
         if (!op.ref.empty()) push_op(ws_ack_op(op.ref, r.msg->id()));
     }
 
@@ -417,6 +427,7 @@ private:
             if (!ok) co_return;
             sending_.clear();
             queue_.pop(in_flight_);
+            conn_.metrics().add(metrics::per_transport::messages_delivered, metrics::slot<websocket>(), in_flight_);
             in_flight_ = 0;
             gate_.cancel();
         }
