@@ -64,11 +64,11 @@ run_tests() {
         -DCOURIER_HEADER_CHECK=OFF -DCOURIER_BROWSER_TESTS=OFF
     (cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --output-on-failure -j"$jobs" --timeout 900)
-    say "ThreadSanitizer build (threaded and integration tests; the 100,000-message runs only in the other builds)"
+    say "ThreadSanitizer build (threaded and integration tests; the 100,000-message and 1,000-connection runs only in the other builds)"
     configure_build build/tsan -DCOURIER_TSAN=ON -DCOURIER_BUILD_BENCHMARKS=OFF -DCOURIER_BUILD_EXAMPLES=OFF \
         -DCOURIER_PACKAGE_TESTS=OFF -DCOURIER_HEADER_CHECK=OFF
     (cd build/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        ctest --output-on-failure -L 'threads|integration' -E '100,000' -j"$jobs" --timeout 900)
+        ctest --output-on-failure -L 'threads|integration' -E '100,000|1,000 connections' -j"$jobs" --timeout 900)
     run_fuzz 20
     say "all tests passed"
 }

@@ -202,6 +202,7 @@ public:
         // The route holds a copy of the channel: the connection does not
         // depend on this object staying alive (the broker must).
         std::array<std::shared_ptr<detail::route<tcp_socket>>, 1> routes{std::make_shared<detail::route_to<channel>>(*this)};
+        detail::tune_socket(socket, endpoint_->opt);
         auto conn = std::make_shared<detail::http_connection<tcp_socket>>(std::move(socket), endpoint_);
         conn->preload(leftover);
         auto ex = conn->executor();

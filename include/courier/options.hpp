@@ -48,6 +48,12 @@ struct http_options {
     std::chrono::milliseconds idle_timeout{60'000};
     /// Connections beyond this are answered 503 and closed.
     std::size_t max_connections = 10'000;
+    /// The kernel's send buffer per connection (SO_SNDBUF); 0 keeps the
+    /// system's default, which on Linux grows to 4 MiB for a peer that stops
+    /// reading. With many slow clients that kernel memory dominates: a
+    /// smaller buffer bounds it, and a stalled peer then reaches the send
+    /// queue's limit (and is disconnected) sooner.
+    std::size_t send_buffer_bytes = 0;
     /// The application's logger (see courier::logger); empty: courier logs nothing.
     logger log;
     /// The lowest level passed to `log`.

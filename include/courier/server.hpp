@@ -206,8 +206,7 @@ private:
                 co_await pause.async_wait(detail::nothrow_awaitable);
                 continue;
             }
-            std::error_code ignored;
-            sock.set_option(asio::ip::tcp::no_delay(true), ignored);
+            detail::tune_socket(sock, opt_.http);
             auto conn = std::make_shared<detail::http_connection<socket>>(std::move(sock), endpoint_);
             auto ex = conn->executor();
             // Read-only from here on: mount() is refused once started.

@@ -7,6 +7,8 @@
 #include "../options.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/socket_base.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <atomic>
@@ -34,6 +36,16 @@ public:
 protected:
     ~stoppable() = default;
 };
+
+/// Socket options every accepted connection gets: no Nagle delay (messages
+/// are small and latency matters), and the configured send buffer.
+template <class Socket>
+void tune_socket(Socket& sock, const http_options& opt) {
+    std::error_code ignored;
+    sock.set_option(asio::ip::tcp::no_delay(true), ignored);
+    if (opt.send_buffer_bytes > 0)
+        sock.set_option(asio::socket_base::send_buffer_size(static_cast<int>(opt.send_buffer_bytes)), ignored);
+}
 
 class endpoint_state {
 public:
