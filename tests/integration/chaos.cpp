@@ -68,10 +68,12 @@ struct agent {
     int gaps_before_outage = 0;
 };
 
+/// An agent on `url`; it adds to `book` when given (the same subscriber,
+/// moved to another server), else to a ledger of its own.
 template <class T>
-agent make_agent(asio::io_context& io, std::string url, std::string name) {
+agent make_agent(asio::io_context& io, std::string url, std::string name, std::shared_ptr<ledger> book = nullptr) {
     agent a;
-    a.book = std::make_shared<ledger>();
+    a.book = book ? std::move(book) : std::make_shared<ledger>();
     a.book->name = std::move(name);
     auto c = std::make_shared<std::unique_ptr<client<T>>>();
     a.start = [&io, url, c, book = a.book](std::string since) {
@@ -192,4 +194,89 @@ TEST_CASE("chaos: four transports, random cuts and outages at a steady publish r
     for (auto& a : agents) a.stop();
     srv.stop();
     srv.wait();
+}
+
+TEST_CASE("graceful stop: streams end properly, and clients resume on another server of the same broker without loss",
+          "[stop][threads]") {
+    // Two servers on one broker, as behind a load balancer: A stops while
+    // messages flow; its clients come back on B from their last id.
+    broker hub({.history = 10'000});
+    auto a = std::make_unique<server>(hub, server_options{.address = "127.0.0.1", .port = 0, .threads = 2});
+    server b{hub, {.address = "127.0.0.1", .port = 0, .threads = 2}};
+    for (auto* s : {a.get(), &b}) {
+        s->mount(channel<polling>{"/poll"});
+        s->mount(channel<long_polling>{"/lp"});
+        s->mount(channel<sse>{"/sse"});
+        s->mount(channel<websocket>{"/ws"});
+        s->start();
+    }
+    const auto url = [](const server& s, std::string_view mount) {
+        return "http://127.0.0.1:" + std::to_string(s.port()) + std::string(mount);
+    };
+
+    asio::io_context io(1);
+    std::vector<agent> on_a, on_b;
+    for (std::string mount : {"/poll", "/lp", "/sse", "/ws"}) {
+        auto make = [&](const server& s, std::shared_ptr<ledger> book) {
+            if (mount == "/poll") return make_agent<polling>(io, url(s, mount), mount, std::move(book));
+            if (mount == "/lp") return make_agent<long_polling>(io, url(s, mount), mount, std::move(book));
+            if (mount == "/sse") return make_agent<sse>(io, url(s, mount), mount, std::move(book));
+            return make_agent<websocket>(io, url(s, mount), mount, std::move(book));
+        };
+        on_a.push_back(make(*a, nullptr));
+        on_b.push_back(make(b, on_a.back().book));  // the same subscriber, moved to B
+    }
+    for (auto& ag : on_a) ag.start("earliest");
+    // A held long poll and a raw WebSocket see how A ends.
+    raw_socket held(a->port());
+    held.send(get("/lp/quiet?since=earliest&timeout=60"));
+    raw_socket ws(a->port());
+    ws.send("GET /ws/chaos HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    REQUIRE(ws.read(true).status == 101);
+    REQUIRE(run_until(io, [&] { return a->metrics().read(metrics::per_transport::subscribers,
+                                                        metrics::slot<long_polling>()) >= 1; }));
+
+    constexpr long long total = 3000;
+    long long n = 0;
+    auto publish_some = [&](long long count) {
+        for (long long end = n + count; n < end; ++n) hub.publish("", "chaos", R"({"n":)" + std::to_string(n) + "}");
+    };
+    publish_some(1000);
+    run_until(io, [] { return false; }, 50ms);
+    // Stop A from another thread while publishing goes on.
+    std::thread stopper([&] {
+        a->stop();
+        a->wait();
+    });
+    publish_some(1000);
+    stopper.join();
+    publish_some(total - n);
+
+    // A's ends: the held long poll was answered, the WebSocket got 1001.
+    auto answer = held.read();
+    CHECK(answer.status == 200);
+    // A close frame (0x88), 2 + 13 bytes: 1001 and the reason "shutting_down".
+    const std::string close_1001 = std::string("\x88\x0f\x03\xe9", 4) + "shutting_down";
+    CHECK(read_until(ws, close_1001).ends_with(close_1001));
+
+    for (auto& ag : on_a) ag.stop();
+    a.reset();
+    for (auto& ag : on_b) ag.start(ag.book->last_id.empty() ? "earliest" : ag.book->last_id);
+    const bool done = run_until(io, [&] {
+        return std::all_of(on_b.begin(), on_b.end(), [](const agent& ag) { return ag.book->next == total; });
+    }, 20s);
+    CHECK(done);
+    for (const auto& ag : on_b) {
+        const auto& book = *ag.book;
+        INFO(book.name << ": next " << book.next << ", received " << book.received << ", gaps " << book.gaps);
+        CHECK(book.next == total);
+        CHECK(book.gaps == 0);  // the history covers the move: nothing passed over
+        CHECK(book.duplicates == 0);
+        CHECK(book.unexplained_skips == 0);
+        CHECK(book.received == total);
+    }
+    for (auto& ag : on_b) ag.stop();
+    b.stop();
+    b.wait();
 }
