@@ -39,7 +39,9 @@ constexpr std::string_view usage =
     "  --address ADDR       address to bind (default 0.0.0.0)\n"
     "  --web DIR            pages served at / (default: web/ of the example)\n"
     "  --metrics PATH       Prometheus text of the server's counters at PATH (e.g. /metrics)\n"
-    "  --log LEVEL          log to stderr from LEVEL on: debug, info, warning, error (default: warning)\n";
+    "  --log LEVEL          log to stderr from LEVEL on: debug, info, warning, error (default: warning)\n"
+    "  --tls-cert FILE      serve https and wss with this PEM certificate chain...\n"
+    "  --tls-key FILE       ...and this PEM private key\n";
 
 struct settings {
     std::string address = "0.0.0.0";
@@ -52,6 +54,7 @@ struct settings {
     std::string web;
     std::string metrics;
     std::string log = "warning";
+    std::string tls_cert, tls_key;
 };
 
 std::optional<courier::log_level> parse_level(std::string_view name) {
@@ -98,6 +101,8 @@ int main(int argc, char** argv) {
                         .text("--web", s.web)
                         .text("--metrics", s.metrics)
                         .text("--log", s.log)
+                        .text("--tls-cert", s.tls_cert)
+                        .text("--tls-key", s.tls_key)
                         .parse(argc, argv);
     if (!ok) return 2;
     const auto level = parse_level(s.log);
@@ -112,6 +117,18 @@ int main(int argc, char** argv) {
                                     .threads = s.threads};
         opt.http.allow_origins = s.origins;
         if (!s.tokens.empty()) opt.http.authorize = load_tokens(s.tokens);
+        if (s.tls_cert.empty() != s.tls_key.empty()) throw std::runtime_error("--tls-cert and --tls-key go together");
+#if COURIER_WITH_TLS
+        std::optional<courier::tls_context> tls;
+        if (!s.tls_cert.empty()) {
+            tls.emplace(courier::tls_context::tls_server);
+            tls->use_certificate_chain_file(s.tls_cert);
+            tls->use_private_key_file(s.tls_key, courier::tls_context::pem);
+            opt.tls = &*tls;
+        }
+#else
+        if (!s.tls_cert.empty()) throw std::runtime_error("built without TLS (OpenSSL was not found)");
+#endif
         opt.http.min_log_level = *level;
         opt.http.log = [](courier::log_level l, std::string_view message) {
             // One write per line, so that lines from several threads do not interleave.
@@ -133,7 +150,7 @@ int main(int argc, char** argv) {
         if (!s.metrics.empty()) srv.mount(courier::metrics_endpoint{s.metrics});
 
         example::serve_until_signal(srv, [&] {
-            std::cout << "courier-hub listening on http://" << s.address << ":" << srv.port() << " ("
+            std::cout << "courier-hub listening on " << (s.tls_cert.empty() ? "http" : "https") << "://" << s.address << ":" << srv.port() << " ("
                       << srv.threads() << " threads) mounts /poll /lp /sse /ws" << std::endl;
         });
         std::cout << "courier-hub stopped" << std::endl;

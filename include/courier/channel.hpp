@@ -117,12 +117,21 @@ template <class Stream, class Routes>
 asio::awaitable<void> run_connection(std::shared_ptr<http_connection<Stream>> conn, Routes routes,
                                      std::optional<http::request> first = std::nullopt) {
     if (!conn->open()) {
-        auto res = http::error_response(error::too_many_connections);
-        res.keep_alive = false;
-        co_await conn->write_response(res);
+        // Over TLS nothing can be said before a handshake: just close.
+        if (!conn->stream().is_tls()) {
+            auto res = http::error_response(error::too_many_connections);
+            res.keep_alive = false;
+            co_await conn->write_response(res);
+        }
         conn->close();
         co_return;
     }
+#if COURIER_WITH_TLS
+    if (conn->stream().is_tls() && !co_await conn->handshake()) {
+        conn->close();
+        co_return;
+    }
+#endif
     http::request req;
     bool more = true;
     if (first) req = std::move(*first);
@@ -148,10 +157,10 @@ asio::awaitable<void> run_connection(std::shared_ptr<http_connection<Stream>> co
 /// Anything with prefix() and serve() (a channel, static files) as a route
 /// of a server, or as the only route of a connection a channel adopted.
 template <class Mounted>
-struct route_to final : route<asio::ip::tcp::socket> {
+struct route_to final : route<net_stream> {
     explicit route_to(Mounted m) : target(std::move(m)) {}
     std::string_view prefix() const noexcept override { return target.prefix(); }
-    asio::awaitable<bool> serve(http_connection<asio::ip::tcp::socket>& conn, http::request& req,
+    asio::awaitable<bool> serve(http_connection<net_stream>& conn, http::request& req,
                                 std::string_view rest) override {
         return target.serve(conn, req, rest);
     }
@@ -198,12 +207,13 @@ public:
     /// (an io_context run by one thread, or a strand).
     void accept(asio::ip::tcp::socket socket, http::request req, std::string_view leftover = {}) {
         if (!endpoint_) throw std::logic_error("courier: channel::accept needs a channel built with a broker");
-        using tcp_socket = asio::ip::tcp::socket;
         // The route holds a copy of the channel: the connection does not
         // depend on this object staying alive (the broker must).
-        std::array<std::shared_ptr<detail::route<tcp_socket>>, 1> routes{std::make_shared<detail::route_to<channel>>(*this)};
+        std::array<std::shared_ptr<detail::route<detail::net_stream>>, 1> routes{
+            std::make_shared<detail::route_to<channel>>(*this)};
         detail::tune_socket(socket, endpoint_->opt);
-        auto conn = std::make_shared<detail::http_connection<tcp_socket>>(std::move(socket), endpoint_);
+        auto conn = std::make_shared<detail::http_connection<detail::net_stream>>(detail::net_stream(std::move(socket)),
+                                                                                  endpoint_);
         conn->preload(leftover);
         auto ex = conn->executor();
         asio::co_spawn(ex, detail::run_connection(std::move(conn), std::move(routes), std::optional<http::request>(std::move(req))),

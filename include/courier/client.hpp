@@ -46,8 +46,13 @@ struct delivery {
 };
 
 struct client_options {
-    /// The mount to talk to, e.g. "http://127.0.0.1:8080/lp".
+    /// The mount to talk to, e.g. "http://127.0.0.1:8080/lp"; https:// (and
+    /// wss:// for WebSocket) speak TLS (needs COURIER_WITH_TLS).
     std::string url;
+    /// For https/wss: the OpenSSL context that verifies the server (it must
+    /// outlive the client). Null: the system's trusted certificates. The
+    /// server's certificate must match the URL's host either way.
+    tls_context* tls = nullptr;
     /// Sent as `Authorization: Bearer <token>` when not empty.
     std::string token;
     /// Polling: the pause between two polls.
@@ -98,10 +103,23 @@ struct client_state {
         auto u = parse_url(opt.url);
         if (!u) throw std::invalid_argument("courier: client url must look like http://host:port/mount");
         url = std::move(*u);
+        if (url.secure) {
+#if COURIER_WITH_TLS
+            if (!opt.tls) {
+                own_tls = std::make_shared<tls_context>(tls_context::tls_client);
+                own_tls->set_default_verify_paths();
+            }
+            url.tls = opt.tls ? opt.tls : own_tls.get();
+            url.tls->set_verify_mode(asio::ssl::verify_peer);
+#else
+            throw std::invalid_argument("courier: https and wss need a build with COURIER_WITH_TLS (OpenSSL)");
+#endif
+        }
         if (!opt.token.empty()) auth_header = "Authorization: Bearer " + opt.token + "\r\n";
     }
     asio::any_io_executor ex;
     client_options opt;
+    std::shared_ptr<tls_context> own_tls;  // when secure and none was given
     url_parts url;
     std::string auth_header;
     std::map<std::string, std::shared_ptr<client_sub>, std::less<>> subs;

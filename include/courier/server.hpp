@@ -35,6 +35,10 @@ struct server_options {
     /// Ignored when the server runs on the application's io_context.
     std::size_t threads = 0;
     http_options http;
+    /// Serve HTTPS and WSS with this OpenSSL context (certificate, key),
+    /// which must outlive the server. Needs COURIER_WITH_TLS (CMake sets it
+    /// when OpenSSL is found); null: plain HTTP.
+    tls_context* tls = nullptr;
 };
 
 /// The server's counters as Prometheus text (format 0.0.4), at a path of
@@ -171,8 +175,7 @@ public:
     }
 
 private:
-    using socket = asio::ip::tcp::socket;
-    using route_table = std::vector<std::shared_ptr<detail::route<socket>>>;
+    using route_table = std::vector<std::shared_ptr<detail::route<detail::net_stream>>>;
 
     template <class Mounted>
     basic_server& add_route(Mounted m) {
@@ -185,6 +188,9 @@ private:
     }
 
     void init() {
+#if !COURIER_WITH_TLS
+        if (opt_.tls) throw std::invalid_argument("courier: TLS needs a build with COURIER_WITH_TLS (OpenSSL)");
+#endif
         endpoint_ = std::make_shared<detail::endpoint_state>(opt_.http);
         routes_ = std::make_shared<route_table>();
     }
@@ -207,7 +213,11 @@ private:
                 continue;
             }
             detail::tune_socket(sock, opt_.http);
-            auto conn = std::make_shared<detail::http_connection<socket>>(std::move(sock), endpoint_);
+            auto conn = std::make_shared<detail::http_connection<detail::net_stream>>(detail::net_stream(std::move(sock)),
+                                                                                      endpoint_);
+#if COURIER_WITH_TLS
+            if (opt_.tls) conn->stream().start_tls(*opt_.tls);
+#endif
             auto ex = conn->executor();
             // Read-only from here on: mount() is refused once started.
             asio::co_spawn(ex, detail::run_connection(std::move(conn), std::shared_ptr<const route_table>(routes_)),

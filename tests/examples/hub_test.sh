@@ -38,4 +38,23 @@ grep -q "courier-hub: debug: malformed request: bad_request" "$tmp/out"; check "
 "$hub" --port 0 --web "$tmp/none" >/dev/null 2>"$tmp/err"; check "a --web that is no directory exits 1" 1 $?
 
 stop_example courier-hub
+
+# https with a certificate made here, read by curl (a client nobody here wrote).
+if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+        -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null \
+   && ! "$hub" --tls-cert "$tmp/cert.pem" 2>&1 | grep -q "without TLS"; then
+    "$hub" --port 0 --tls-cert "$tmp/cert.pem" >/dev/null 2>"$tmp/err"; check "--tls-cert without --tls-key exits 1" 1 $?
+    start_example "$hub" --port 0 --address 127.0.0.1 --threads 1 --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem"
+    case "$base" in https://*) check "says https" 0 0 ;; *) check "says https" https "$base" ;; esac
+    check "publish over https" 200 "$(code --cacert "$tmp/cert.pem" -d '{"secure":true}' "$base/poll/room")"
+    curl -s --cacert "$tmp/cert.pem" "$base/poll/room?since=earliest" | grep -q '"data":{"secure":true}'
+    check "poll over https" 0 $?
+    curl -sN --max-time 1 --cacert "$tmp/cert.pem" "$base/sse/room?since=earliest" | grep -q '^data: .*"secure":true'
+    check "SSE over https" 0 $?
+    curl -s -o /dev/null "$base/poll/room"; check "curl refuses an untrusted certificate (60)" 60 $?
+    check "plain http on the https port gets nothing" 000 "$(code --max-time 3 "http://${base#https://}/poll/room")"
+    stop_example courier-hub
+else
+    echo "skip https: no openssl command, or a build without TLS"
+fi
 finish

@@ -15,7 +15,7 @@ start_example() {
     "$@" >"$tmp/out" 2>&1 &
     pid=$!
     for _ in $(seq 200); do grep -q "listening on" "$tmp/out" && break; sleep 0.05; done
-    base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$tmp/out")
+    base=$(sed -n 's/.*listening on \(https\{0,1\}:[^ ]*\).*/\1/p' "$tmp/out")
     base=${base%/}
     [ -n "$base" ] || { echo "FAIL $1 did not start: $(cat "$tmp/out")"; exit 1; }
 }

@@ -8,6 +8,7 @@
 #include "../http/response.hpp"
 #include "deadline.hpp"
 #include "endpoint.hpp"
+#include "net_stream.hpp"
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
@@ -60,6 +61,17 @@ public:
         asio::co_spawn(stream_.get_executor(), watch(this->shared_from_this()), asio::detached);
         return true;
     }
+
+#if COURIER_WITH_TLS
+    /// The TLS handshake of a server connection, within the request timeout.
+    asio::awaitable<bool> handshake() {
+        deadline_.expires_after(ep_->opt.request_timeout);
+        auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, nothrow_awaitable);
+        deadline_.disarm();
+        if (ec && ep_->logs(log_level::debug)) ep_->log(log_level::debug, "TLS handshake failed: " + ec.message());
+        co_return !ec;
+    }
+#endif
 
     /// Hands bytes the application already read (after the head it parsed)
     /// to this connection, as if they had arrived on the socket.
@@ -218,9 +230,7 @@ public:
     /// Closes the socket; pending operations complete with errors.
     void close() {
         closed_ = true;
-        std::error_code ignored;
-        stream_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-        stream_.close(ignored);
+        stream_.close();
         deadline_.close();
         wait_timer_.cancel();
     }
@@ -231,10 +241,7 @@ public:
         asio::post(stream_.get_executor(), [self] {
             self->stop_requested_ = true;
             self->wait_timer_.cancel();
-            if (self->idle_) {
-                std::error_code ignored;
-                self->stream_.cancel(ignored);
-            }
+            if (self->idle_) self->stream_.cancel();
         });
         return self;
     }
@@ -247,8 +254,10 @@ private:
     // the 4 KiB would otherwise be most of its memory.
     asio::awaitable<std::error_code> read_some() {
         if (rpos_ == rbuf_.size()) release_buffers();
-        if (rbuf_.empty()) {
-            auto [wec] = co_await stream_.async_wait(asio::socket_base::wait_read, nothrow_awaitable);
+        // (Not over TLS: the TLS layer may hold decrypted bytes already, and
+        // it keeps buffers of its own anyway.)
+        if (rbuf_.empty() && !stream_.is_tls()) {
+            auto [wec] = co_await stream_.socket().async_wait(asio::socket_base::wait_read, nothrow_awaitable);
             if (wec) co_return wec;
         }
         const auto old = rbuf_.size();
@@ -307,8 +316,7 @@ private:
     static asio::awaitable<void> watch(std::shared_ptr<http_connection> self) {
         co_await self->deadline_.watch([&self] {
             self->timed_out_ = true;
-            std::error_code ignored;
-            self->stream_.cancel(ignored);
+            self->stream_.cancel();
         });
     }
 

@@ -8,6 +8,7 @@
 #include "deadline.hpp"
 #include "endpoint.hpp"
 #include "json_scan.hpp"
+#include "net_stream.hpp"
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
@@ -31,17 +32,24 @@ struct url_parts {
     std::string host;
     std::string port;
     std::string path;  // without a trailing '/'
+    bool secure = false;          // https:// or wss://
+    tls_context* tls = nullptr;   // set by the client when secure
 };
 
-/// Splits "http://host[:port][/path]" (or "ws://..."). nullopt for
-/// anything else.
+/// Splits "http://host[:port][/path]" (or ws://, https://, wss://).
+/// nullopt for anything else.
 inline std::optional<url_parts> parse_url(std::string_view url) {
-    if (url.substr(0, 7) == "http://") url.remove_prefix(7);
-    else if (url.substr(0, 5) == "ws://") url.remove_prefix(5);
-    else return std::nullopt;
+    url_parts u;
+    for (auto [scheme, secure] : {std::pair{"http://", false}, {"ws://", false}, {"https://", true}, {"wss://", true}})
+        if (url.starts_with(scheme)) {
+            url.remove_prefix(std::string_view(scheme).size());
+            u.secure = secure;
+            u.port = secure ? "443" : "80";
+            break;
+        }
+    if (u.port.empty()) return std::nullopt;
     const auto slash = url.find('/');
     auto authority = url.substr(0, slash);
-    url_parts u;
     u.path = slash == std::string_view::npos ? "" : std::string(url.substr(slash));
     while (!u.path.empty() && u.path.back() == '/') u.path.pop_back();
     if (!authority.empty() && authority.front() == '[') {  // [v6]:port
@@ -49,11 +57,11 @@ inline std::optional<url_parts> parse_url(std::string_view url) {
         if (close == std::string_view::npos) return std::nullopt;
         u.host = std::string(authority.substr(1, close - 1));
         authority.remove_prefix(close + 1);
-        u.port = authority.empty() ? "80" : std::string(authority.substr(1));
+        if (!authority.empty()) u.port = std::string(authority.substr(1));
     } else {
         const auto colon = authority.rfind(':');
         u.host = std::string(authority.substr(0, colon));
-        u.port = colon == std::string_view::npos ? "80" : std::string(authority.substr(colon + 1));
+        if (colon != std::string_view::npos) u.port = std::string(authority.substr(colon + 1));
     }
     if (u.host.empty() || u.port.empty()) return std::nullopt;
     return u;
@@ -92,10 +100,10 @@ public:
     static constexpr std::size_t max_body = 64 * 1024 * 1024;
 
     http_client_conn(const asio::any_io_executor& ex, url_parts url)
-        : url_(std::move(url)), socket_(ex), deadline_(ex) {}
+        : url_(std::move(url)), stream_(ex), deadline_(ex) {}
 
     const url_parts& url() const noexcept { return url_; }
-    bool is_open() const noexcept { return socket_.is_open(); }
+    bool is_open() const noexcept { return stream_.is_open(); }
 
     /// Sends one request and reads the answer, connecting first if needed.
     /// `timeout` bounds the whole exchange. On any error the connection is
@@ -150,7 +158,7 @@ public:
     asio::awaitable<std::error_code> write(std::string_view bytes, std::chrono::milliseconds timeout) {
         const auto previous = deadline_.at();
         deadline_.expires_after(timeout);
-        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), nothrow_awaitable);
+        auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(bytes), nothrow_awaitable);
         deadline_.expires_at(previous);
         if (ec) close();
         co_return ec;
@@ -158,9 +166,7 @@ public:
 
     /// Closes the socket; a request in progress fails.
     void close() {
-        std::error_code ignored;
-        socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-        socket_.close(ignored);
+        stream_.close();
         rbuf_.clear();
     }
 
@@ -176,14 +182,11 @@ private:
     void start_watch() {
         if (watching_) return;
         watching_ = true;
-        asio::co_spawn(socket_.get_executor(), watch(shared_from_this()), asio::detached);
+        asio::co_spawn(stream_.get_executor(), watch(shared_from_this()), asio::detached);
     }
 
     static asio::awaitable<void> watch(std::shared_ptr<http_client_conn> self) {
-        co_await self->deadline_.watch([&self] {
-            std::error_code ignored;
-            self->socket_.cancel(ignored);
-        });
+        co_await self->deadline_.watch([&self] { self->stream_.cancel(); });
     }
 
     asio::awaitable<std::error_code> exchange(std::string_view method, std::string_view target,
@@ -197,15 +200,23 @@ private:
 
     asio::awaitable<std::error_code> send_request(std::string_view method, std::string_view target,
                                                   std::string_view extra_headers, std::string_view body) {
-        if (!socket_.is_open()) {
+        if (!stream_.is_open()) {
             rbuf_.clear();
-            asio::ip::tcp::resolver resolver(socket_.get_executor());
+            asio::ip::tcp::resolver resolver(stream_.get_executor());
             auto [rec, results] = co_await resolver.async_resolve(url_.host, url_.port, nothrow_awaitable);
             if (rec) co_return rec;
-            auto [cec, ep] = co_await asio::async_connect(socket_, results, nothrow_awaitable);
+            auto [cec, ep] = co_await asio::async_connect(stream_.socket(), results, nothrow_awaitable);
             if (cec) co_return cec;
             std::error_code ignored;
-            socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+            stream_.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+#if COURIER_WITH_TLS
+            stream_.reset_tls();  // a new connection, a new TLS session
+            if (url_.tls) {
+                stream_.start_tls(*url_.tls, url_.host);
+                auto [hec] = co_await stream_.async_handshake(asio::ssl::stream_base::client, nothrow_awaitable);
+                if (hec) co_return hec;
+            }
+#endif
         }
         std::string head;
         head.reserve(128 + target.size() + extra_headers.size());
@@ -219,7 +230,7 @@ private:
         }
         head.append("\r\n");
         std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
-        auto [wec, wn] = co_await asio::async_write(socket_, bufs, nothrow_awaitable);
+        auto [wec, wn] = co_await asio::async_write(stream_, bufs, nothrow_awaitable);
         co_return wec;
     }
 
@@ -294,13 +305,13 @@ public:
 private:
     asio::awaitable<std::error_code> read_more() {
         char chunk[8192];
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(chunk), nothrow_awaitable);
+        auto [ec, n] = co_await stream_.async_read_some(asio::buffer(chunk), nothrow_awaitable);
         rbuf_.append(chunk, n);
-        co_return ec;
+        co_return net_stream::plain_eof(ec);
     }
 
     url_parts url_;
-    asio::ip::tcp::socket socket_;
+    net_stream stream_;
     deadline deadline_;
     std::string rbuf_;
     std::optional<std::size_t> length_;

@@ -258,9 +258,12 @@ private:
             buf.clear();
             if (buf.capacity() > read_chunk) buf.shrink_to_fit();
             // Wait with no buffer, then read into one: an idle connection
-            // holds no read buffer.
-            auto [wec] = co_await conn_.stream().async_wait(asio::socket_base::wait_read, nothrow_awaitable);
-            if (wec) co_return;
+            // holds no read buffer. (Not over TLS, whose layer may already
+            // hold decrypted bytes, and keeps buffers of its own.)
+            if (!conn_.stream().is_tls()) {
+                auto [wec] = co_await conn_.stream().socket().async_wait(asio::socket_base::wait_read, nothrow_awaitable);
+                if (wec) co_return;
+            }
             buf.resize(read_chunk);
             auto [ec, n] = co_await conn_.stream().async_read_some(asio::buffer(buf), nothrow_awaitable);
             buf.resize(n);
@@ -478,7 +481,7 @@ private:
             // and could destroy the close frame before it is read; so send
             // FIN, and the reader discards until the client closes too.
             std::error_code ignored;
-            conn_.stream().shutdown(asio::socket_base::shutdown_send, ignored);
+            conn_.stream().socket().shutdown(asio::socket_base::shutdown_send, ignored);
         }
         // The reader ends the session at EOF, or sets phase_ to closed when
         // the client's close arrives (and cancels this wait).
