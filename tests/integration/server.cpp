@@ -146,6 +146,9 @@ TEST_CASE("every error PROTOCOL.md names, over the wire, with a JSON body", "[se
     check("POST /poll/t HTTP/1.1\r\nHost: t\r\nContent-Type: text/html\r\nContent-Length: 1\r\n\r\n1", 415,
           "unsupported_media_type");
     check("GET /poll/t HTTP/1.1\r\nHost: t\r\nX: " + std::string(17000, 'a') + "\r\n\r\n", 431, "header_too_large");
+    std::string many = "GET /poll/t HTTP/1.1\r\nHost: t\r\n";
+    for (int i = 0; i < 100; ++i) many += "X-" + std::to_string(i) + ": 1\r\n";
+    check(many + "\r\n", 431, "header_too_large");  // 101 fields: over the count, not the size
     check("GET /poll/t HTTP/2.0\r\nHost: t\r\n\r\n", 505, "version_not_supported");
     check("POST /poll/t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br\r\n\r\n", 501, "not_implemented");
     check("GET /poll/t HTTP/1.1\r\n\r\n", 400, "bad_request");
