@@ -18,7 +18,7 @@ export function startServer(binary, args = [], port = 0) {
     let out = "";
     const onOutput = (d) => {
       out += d;
-      const m = out.match(/listening on (http:\/\/[^ /]+)/);
+      const m = out.match(/listening on (https?:\/\/[^ /]+)/);
       if (m) {
         child.base = m[1];
         resolve(m[1]);
