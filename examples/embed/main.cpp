@@ -96,6 +96,13 @@ asio::awaitable<void> serve(asio::ip::tcp::socket sock, courier::broker& hub,
                                        asio::use_awaitable);
             co_return;
         }
+        if (status == courier::http::request_parser::status::head_done) {
+            if (parser.expects_continue()) {  // the client waits for this before its body
+                static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+                co_await asio::async_write(sock, asio::buffer(go_on), asio::use_awaitable);
+            }
+            continue;  // the body may be in buf already: feed before reading
+        }
         if (status != courier::http::request_parser::status::done) {
             buf.append(chunk, co_await sock.async_read_some(asio::buffer(chunk), asio::use_awaitable));
             continue;

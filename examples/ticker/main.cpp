@@ -63,6 +63,10 @@ public:
             stocks_.push_back({symbol, price, price});
     }
 
+    simulator(const simulator&) = delete;
+    simulator& operator=(const simulator&) = delete;
+    ~simulator() { stop(); }  // also when the server fails to start
+
     void start() {
         tick();
         thread_ = std::thread([this] { io_.run(); });

@@ -111,6 +111,22 @@ const T& table(const T& routes) noexcept { return routes; }
 template <class T>
 const T& table(const std::shared_ptr<const T>& routes) noexcept { return *routes; }
 
+/// Logs the exception that ended a connection; never throws.
+inline void log_failure(const endpoint_state& ep, const std::exception_ptr& failure) noexcept {
+    try {
+        if (!ep.logs(log_level::error)) return;
+        try {
+            std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+            ep.log(log_level::error, std::string("connection ended by an exception: ") + e.what());
+        } catch (...) {
+            ep.log(log_level::error, "connection ended by an exception");
+        }
+    } catch (...) {
+        // The logger itself failed: nothing more to do.
+    }
+}
+
 /// Reads and serves requests until the connection ends. `routes` is a
 /// container of route pointers, or a shared pointer to one.
 template <class Stream, class Routes>
@@ -137,6 +153,7 @@ asio::awaitable<void> run_connection(std::shared_ptr<http_connection<Stream>> co
     if (first) req = std::move(*first);
     // No co_await inside && here: GCC 12 evaluates it even when the left
     // side is false, which would read one request too many.
+    std::exception_ptr failure;
     try {
         if (first) more = co_await dispatch(*conn, req, table(routes));
         while (more) {
@@ -144,14 +161,15 @@ asio::awaitable<void> run_connection(std::shared_ptr<http_connection<Stream>> co
             more = co_await dispatch(*conn, req, table(routes));
         }
         co_await conn->flush();
-    } catch (const std::exception& e) {
-        // An authorizer that throws, or bad_alloc: this connection ends, the
-        // server goes on. Closing releases the watchdog and the slot.
-        conn->endpoint().log(log_level::error, std::string("connection ended by an exception: ") + e.what());
     } catch (...) {
-        conn->endpoint().log(log_level::error, "connection ended by an exception");
+        // An authorizer that throws, or bad_alloc: this connection ends, the
+        // server goes on.
+        failure = std::current_exception();
     }
+    // Closing releases the watchdog and the connection's slot: first, so
+    // that nothing below (a logger that throws) can skip it.
     conn->close();
+    if (failure) log_failure(conn->endpoint(), failure);
 }
 
 /// Anything with prefix() and serve() (a channel, static files) as a route

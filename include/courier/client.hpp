@@ -109,8 +109,7 @@ struct client_state {
                 own_tls = std::make_shared<tls_context>(tls_context::tls_client);
                 own_tls->set_default_verify_paths();
             }
-            url.tls = opt.tls ? opt.tls : own_tls.get();
-            url.tls->set_verify_mode(asio::ssl::verify_peer);
+            url.tls = opt.tls ? opt.tls : own_tls.get();  // verify_peer is set per connection
 #else
             throw std::invalid_argument("courier: https and wss need a build with COURIER_WITH_TLS (OpenSSL)");
 #endif

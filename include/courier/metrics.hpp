@@ -110,7 +110,10 @@ public:
         const auto value = [&](std::string_view name, std::string_view labels, std::uint64_t v, bool gauge = false) {
             out.append(name);
             if (!labels.empty()) out.append("{").append(labels).append("}");
-            out.append(" ").append(gauge ? std::to_string(static_cast<std::int64_t>(v)) : std::to_string(v));
+            // A gauge's +1 and -1 may sit in different shards and be summed
+            // mid-change: never show a value below zero.
+            const auto g = static_cast<std::int64_t>(v);
+            out.append(" ").append(gauge ? std::to_string(g < 0 ? 0 : g) : std::to_string(v));
             out.push_back('\n');
         };
         header("courier_connections", "gauge", "Open HTTP connections.");
@@ -134,7 +137,7 @@ public:
         static constexpr per_row per[] = {
             {"courier_subscribers", "gauge", "Open subscribers: SSE streams, WebSocket sessions, held long polls.",
              per_transport::subscribers},
-            {"courier_subscribers_total", "counter", "Subscribers opened.", per_transport::subscribers_total},
+            {"courier_subscribers_opened_total", "counter", "Subscribers opened.", per_transport::subscribers_total},
             {"courier_messages_delivered_total", "counter", "Messages written to subscribers.",
              per_transport::messages_delivered},
             {"courier_slow_consumer_disconnects_total", "counter",

@@ -204,7 +204,8 @@ private:
             auto [ec, sock] = co_await acceptor_->async_accept(lane, detail::nothrow_awaitable);
             if (ec) {
                 if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
-                endpoint_->log(log_level::warning, "accept failed (" + ec.message() + "); retrying in 50 ms");
+                if (endpoint_->logs(log_level::warning))
+                    endpoint_->log(log_level::warning, "accept failed (" + ec.message() + "); retrying in 50 ms");
                 // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS): keep
                 // serving the connections we have and retry shortly, rather
                 // than spinning on an accept that fails at once.
@@ -216,7 +217,12 @@ private:
             auto conn = std::make_shared<detail::http_connection<detail::net_stream>>(detail::net_stream(std::move(sock)),
                                                                                       endpoint_);
 #if COURIER_WITH_TLS
-            if (opt_.tls) conn->stream().start_tls(*opt_.tls);
+            try {
+                if (opt_.tls) conn->stream().start_tls(*opt_.tls);  // SSL_new may fail (memory)
+            } catch (const std::exception&) {
+                endpoint_->log(log_level::warning, "cannot start TLS on a new connection");
+                continue;  // this connection is dropped; accepting goes on
+            }
 #endif
             auto ex = conn->executor();
             // Read-only from here on: mount() is refused once started.

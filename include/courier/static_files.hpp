@@ -94,7 +94,7 @@ public:
     }
 
     /// Every regular file under `directory`, recursively, at prefix/relative
-    /// path. Throws std::invalid_argument when the directory cannot be read
+    /// path; symbolic links and hidden names (starting with '.') are left out. Throws std::invalid_argument when the directory cannot be read
     /// or holds more than max_total_bytes.
     static_files(std::string prefix, const std::filesystem::path& directory) : static_files(std::move(prefix)) {
         namespace fs = std::filesystem;
@@ -102,8 +102,14 @@ public:
         if (!fs::is_directory(directory, ec))
             throw std::invalid_argument("courier: static_files: not a directory: " + directory.string());
         std::size_t total = 0;
+        // Regular files only, never through a symbolic link (it may point
+        // out of the directory), and no hidden files (.env, .git/...).
         for (fs::recursive_directory_iterator it(directory, ec), end; !ec && it != end; it.increment(ec)) {
-            if (!it->is_regular_file(ec)) continue;
+            if (it->path().filename().string().starts_with(".")) {
+                if (it->is_directory(ec)) it.disable_recursion_pending();
+                continue;
+            }
+            if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
             std::ifstream in(it->path(), std::ios::binary);
             std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
             if (!in.good() && !in.eof())
@@ -145,9 +151,10 @@ public:
             res.set("Allow", "GET, HEAD");
             co_return co_await conn.respond(req, res);
         }
-        auto name = http::percent_decode(rest).value_or(std::string{});
+        auto decoded = http::percent_decode(rest);
+        auto name = decoded.value_or(std::string{});
         if (name.empty() ? !files_->contains(name) : name.back() == '/') name += "index.html";
-        const auto it = files_->find(name);
+        const auto it = decoded ? files_->find(name) : files_->end();  // a broken escape names nothing
         if (it == files_->end()) {
             auto res = http::error_response(error::not_found);
             co_return co_await conn.respond(req, res);

@@ -12,6 +12,8 @@ check "the application's 404" 404 "$(code "$base/elsewhere")"
 check "its publish endpoint refuses what it does not want" 400 "$(code -d '{"title":"x"}' "$base/api/news")"
 check "and invalid JSON" 400 "$(code -d '{' "$base/api/news")"
 check "and accepts a headline" 200 "$(code -d '{"headline":"first"}' "$base/api/news")"
+check "it answers Expect: 100-continue" 200 \
+    "$(code --max-time 3 --expect100-timeout 10 -H 'Expect: 100-continue' -d '{"headline":"second"}' "$base/api/news")"
 curl -sN --max-time 1 "$base/events/news?since=earliest" >"$tmp/stream"
 grep -q '^data: {"id":"[^"]*","topic":"news","data":{"headline":"first"}}$' "$tmp/stream"
 check "courier's channel streams it at /events" 0 $?

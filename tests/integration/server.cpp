@@ -421,6 +421,11 @@ TEST_CASE("static files beside the channels: GET, HEAD, 304, index.html, 404, 40
     write("index.html", "<h1>home</h1>");
     write("app.js", "export const x = 1;");
     write("docs/index.html", "<h1>docs</h1>");
+    write(".env", "SECRET=1");
+    fs::create_directories(dir / ".git");
+    write(".git/config", "[core]");
+    std::ofstream(fs::temp_directory_path() / ("courier-outside-" + std::to_string(::getpid()))) << "outside";
+    fs::create_symlink(fs::temp_directory_path() / ("courier-outside-" + std::to_string(::getpid())), dir / "link.txt");
 
     broker hub;
     server srv{hub, {.address = "127.0.0.1", .port = 0, .threads = 1}};
@@ -430,6 +435,7 @@ TEST_CASE("static files beside the channels: GET, HEAD, 304, index.html, 404, 40
     CHECK_THROWS_AS(srv.mount(static_files{"/poll"}), std::invalid_argument);  // the prefix is taken
     srv.start();
     fs::remove_all(dir);  // read when built: the files are served from memory
+    fs::remove(fs::temp_directory_path() / ("courier-outside-" + std::to_string(::getpid())));
 
     raw_socket c(srv.port());
     auto home = c.exchange(get("/"));
@@ -466,6 +472,10 @@ TEST_CASE("static files beside the channels: GET, HEAD, 304, index.html, 404, 40
     CHECK(json_string(missing.body, "error") == "not_found");
     CHECK(c.exchange(get("/../etc/passwd")).status == 404);
     CHECK(c.exchange(get("/docs/../app.js")).status == 404);  // no path walking, even inside the set
+    CHECK(c.exchange(get("/link.txt")).status == 404);     // a symbolic link could lead out
+    CHECK(c.exchange(get("/.env")).status == 404);         // hidden files stay hidden
+    CHECK(c.exchange(get("/.git/config")).status == 404);
+    CHECK(c.exchange(get("/%zz")).status == 404);          // a broken escape names nothing (not index.html)
     auto wrong = c.exchange(post("/app.js", "[1]"));
     CHECK(wrong.status == 405);
     CHECK(wrong.header("Allow") == "GET, HEAD");

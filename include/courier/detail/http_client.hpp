@@ -292,6 +292,8 @@ public:
             out.keep_alive = false;
             for (;;) {
                 auto ec = co_await read_more();
+                // Over TLS, only a close_notify proves the body complete.
+                if (ec == asio::error::eof && truncated_) co_return error::bad_response;
                 if (ec == asio::error::eof) break;
                 if (ec) co_return ec;
                 if (rbuf_.size() > max_body) co_return error::bad_response;
@@ -307,7 +309,9 @@ private:
         char chunk[8192];
         auto [ec, n] = co_await stream_.async_read_some(asio::buffer(chunk), nothrow_awaitable);
         rbuf_.append(chunk, n);
-        co_return net_stream::plain_eof(ec);
+        const auto plain = net_stream::plain_eof(ec);
+        truncated_ = plain != ec;
+        co_return plain;
     }
 
     url_parts url_;
@@ -317,6 +321,7 @@ private:
     std::optional<std::size_t> length_;
     std::chrono::milliseconds idle_{0};
     bool watching_ = false;
+    bool truncated_ = false;  // the last read ended a TLS stream without close_notify
 };
 
 /// The courier error a wire code names (PROTOCOL.md), or nullopt.

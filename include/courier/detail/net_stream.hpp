@@ -45,10 +45,15 @@ public:
     explicit net_stream(asio::ip::tcp::socket s) : sock_(std::move(s)) {}
     explicit net_stream(const executor_type& ex) : sock_(ex) {}
     // The TLS layer refers to sock_: once started, the stream stays put.
-    net_stream(net_stream&& other) : sock_(std::move(other.sock_)) {
-        if (other.is_tls()) throw std::logic_error("courier: a TLS stream cannot move");
-    }
+    net_stream(net_stream&& other) : sock_(std::move(movable(other).sock_)) {}
     net_stream& operator=(net_stream&&) = delete;
+private:
+    static net_stream& movable(net_stream& s) {
+        if (s.is_tls()) throw std::logic_error("courier: a TLS stream cannot move");
+        return s;
+    }
+
+public:
 
     executor_type get_executor() noexcept { return sock_.get_executor(); }
     asio::ip::tcp::socket& socket() noexcept { return sock_; }
@@ -65,6 +70,8 @@ public:
             std::error_code not_ip;
             asio::ip::make_address(host, not_ip);
             if (not_ip) SSL_set_tlsext_host_name(tls_->native_handle(), host.c_str());  // SNI names hosts, not IPs
+            // Per connection: the application's context stays as it was.
+            tls_->set_verify_mode(asio::ssl::verify_peer);
             tls_->set_verify_callback(asio::ssl::host_name_verification(host));
         }
     }

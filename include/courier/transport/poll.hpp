@@ -40,11 +40,15 @@ inline std::string poll_body(const read_result& r) {
 
 template <class Ctx>
 asio::awaitable<bool> answer_poll(Ctx& ctx, const read_result& r, std::size_t transport) {
-    ctx.conn.metrics().add(metrics::per_transport::messages_delivered, transport, r.messages.size());
     http::response res(200);
     res.json(poll_body(r));
     res.set("Cache-Control", "no-store");
-    co_return co_await ctx.reply(res);
+    const bool more = co_await ctx.reply(res);
+    // Counted once handed to the connection (a held answer goes out with
+    // the next write); a HEAD delivers nothing.
+    if (ctx.req.method() != http::verb::head)
+        ctx.conn.metrics().add(metrics::per_transport::messages_delivered, transport, r.messages.size());
+    co_return more;
 }
 
 /// Authorizes a read of ctx.topic and returns the tenant, or an error.

@@ -160,6 +160,11 @@ public:
         conn_.close();
     }
 
+    /// The stream's head could not be written: its backlog was never sent.
+    void abandon() {
+        conn_.metrics().add(metrics::per_transport::messages_discarded, metrics::slot<sse>(), queue_.size());
+    }
+
     /// Writes until the peer leaves, the stream is dropped, or the server
     /// stops (after the queue is flushed).
     asio::awaitable<void> run() {
@@ -319,6 +324,8 @@ asio::awaitable<bool> sse::serve(Ctx& ctx, const options& opt) {
     if (co_await ctx.conn.start_stream(ctx.req, res)) {
         ctx.conn.release_buffers();
         co_await stream.run();
+    } else {
+        stream.abandon();
     }
     co_return false;
 }

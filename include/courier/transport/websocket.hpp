@@ -137,6 +137,11 @@ public:
         return {};
     }
 
+    /// The 101 could not be written: the backlog was never sent.
+    void abandon() {
+        conn_.metrics().add(metrics::per_transport::messages_discarded, metrics::slot<websocket>(), queue_.size());
+    }
+
     /// Runs the connection until it ends. `unread` is what the client sent
     /// right after its handshake.
     asio::awaitable<void> run(std::string unread) {
@@ -560,6 +565,8 @@ asio::awaitable<bool> websocket::serve(Ctx& ctx, const options& opt) {
     if (co_await ctx.conn.write_response(res)) {
         ctx.conn.release_buffers();
         co_await session.run(std::move(unread));
+    } else {
+        session.abandon();
     }
     co_return false;
 }
