@@ -65,7 +65,6 @@ struct agent {
     bool down = false;
     std::chrono::steady_clock::time_point back_at;
     int outages = 0;
-    int gaps_before_outage = 0;
 };
 
 /// An agent on `url`; it adds to `book` when given (the same subscriber,
@@ -150,7 +149,6 @@ TEST_CASE("chaos: four transports, random cuts and outages at a steady publish r
                 a.stop();
                 a.down = true;
                 a.back_at = now + 800ms + std::chrono::milliseconds(rng() % 300);
-                a.gaps_before_outage = a.book->gaps;
                 ++a.outages;
                 ++outages;
             }

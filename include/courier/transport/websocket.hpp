@@ -116,10 +116,10 @@ public:
     }
 
     /// Subscribes to `topic` from `since`; on failure returns the error
-    /// (nothing is queued). `ref` (raw JSON) asks for an ack.
+    /// (nothing is queued). `ref` (raw JSON) asks for an ack. The caller
+    /// refuses a topic already subscribed (only ops can repeat one).
     std::error_code subscribe(std::string_view topic, std::string_view since, std::string_view ref) {
         if (!is_valid_topic(topic)) return error::invalid_topic;
-        if (subscribed(topic)) return error::bad_request;
         if (subs_.size() >= opt_.max_topics) return error::too_many_subscriptions;
         auto grant = ctx_.authorize(action::subscribe, topic);
         if (grant.ec) return grant.ec;
